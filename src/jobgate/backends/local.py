@@ -1,0 +1,255 @@
+"""Jobs on this machine: detached (own session), watched through pidfds, not polled.
+
+A job is `bash wrapper.sh` started with posix_spawn in a new session, so it outlives
+the gateway; its exit is noticed at once through a pidfd in the event loop. Across a
+restart it is found again by pid + the process's start time (pids are reused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from jobgate.backends.base import (
+    EXITCODE,
+    Backend,
+    Outcome,
+    Submitted,
+    effective_resources,
+    render,
+    script_text,
+)
+from jobgate.errors import SubmitError
+from jobgate.spec import JobRecord
+from jobgate.states import JobState
+
+_HOST = socket.gethostname()
+
+
+def process_start(pid: int) -> int | None:
+    """Start time of a live process in clock ticks (None if gone or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    if fields[0] == b"Z":  # PID 1 here reaps late: a zombie is dead
+        return None
+    return int(fields[19])
+
+
+def read_exit_code(path: str) -> int | None:
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+class _Watch:
+    __slots__ = ("fd", "job", "kill_handle", "own_child", "pid", "timer")
+
+    def __init__(self, job: JobRecord, pid: int, fd: int, own_child: bool) -> None:
+        self.job, self.pid, self.fd, self.own_child = job, pid, fd, own_child
+        self.timer: asyncio.TimerHandle | None = None
+        self.kill_handle: asyncio.TimerHandle | None = None
+
+
+class LocalBackend(Backend):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._watches: dict[str, _Watch] = {}
+        self._stop_reasons: dict[str, str] = {}
+
+    async def submit(self, job: JobRecord) -> Submitted:
+        files = self.files(job)
+        run_dir = Path(files.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if files.workdir.startswith(files.run_dir):
+            Path(files.workdir).mkdir(parents=True, exist_ok=True)
+        for stage in job.spec.input_files:
+            target = run_dir / stage.target_path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shutil.copyfile(stage.source, target)
+            except OSError as exc:
+                raise SubmitError(f"input file {stage.source}: {exc.strerror}") from None
+        script = script_text(job)
+        if script is not None:
+            path = run_dir / "script.sh"
+            path.write_text(script)
+            path.chmod(0o755)
+        wrapper = run_dir / "jobgate.sh"
+        wrapper.write_text(render("local.sh.j2", job, files))
+        log = str(run_dir / "jobgate.log")
+        try:
+            pid = os.posix_spawn(
+                "/bin/bash",
+                ["/bin/bash", str(wrapper)],
+                os.environ,
+                setsid=True,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+                    (os.POSIX_SPAWN_DUP2, 1, 2),
+                ],
+            )
+        except OSError as exc:
+            raise SubmitError(f"cannot start the job: {exc.strerror}") from None
+        start = process_start(pid)
+        self._watch(job, pid, own_child=True)
+        return Submitted(native_id=str(pid), host=_HOST, data={"start": start}, running=True)
+
+    async def find(self, job: JobRecord) -> Submitted | None:
+        pid = _read_pid(self.files(job).marker("jobgate.pid"))  # the wrapper's first act
+        if pid is None:
+            return None
+        return Submitted(str(pid), _HOST, {"start": process_start(pid)}, running=True)
+
+    async def attach(self, job: JobRecord) -> None:
+        pid = int(job.native_id or 0)
+        start = job.backend_data.get("start")
+        now = process_start(pid)
+        alive = now is not None and (start is None or now == start)  # else: pid reused
+        if not alive or not self._watch(job, pid, own_child=False):
+            self.sink.report(job, self._outcome(job, None))
+            return
+        if job.stop_reason:
+            await self.stop(job, job.stop_reason)
+
+    def _watch(self, job: JobRecord, pid: int, own_child: bool) -> bool:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return False
+        loop = asyncio.get_running_loop()
+        watch = _Watch(job, pid, fd, own_child)
+        self._watches[job.id] = watch
+        loop.add_reader(fd, self._exited, job.id)
+        walltime = effective_resources(job, self.destination).walltime_s
+        if walltime:
+            elapsed = time.time() - job.started_at.timestamp() if job.started_at else 0.0
+            watch.timer = loop.call_later(max(0.0, walltime - elapsed), self._on_walltime, job.id)
+        return True
+
+    def _on_walltime(self, job_id: str) -> None:
+        watch = self._watches.get(job_id)
+        if watch is not None:
+            asyncio.get_running_loop().create_task(self.stop(watch.job, "timeout"))
+
+    def _exited(self, job_id: str) -> None:
+        watch = self._watches.pop(job_id)
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(watch.fd)
+        os.close(watch.fd)
+        for handle in (watch.timer, watch.kill_handle):
+            if handle is not None:
+                handle.cancel()
+        status = None
+        if watch.own_child:
+            try:
+                status = os.waitpid(watch.pid, os.WNOHANG)[1]
+            except ChildProcessError:
+                status = None
+        self.sink.report(watch.job, self._outcome(watch.job, status))
+
+    def _outcome(self, job: JobRecord, wait_status: int | None) -> Outcome:
+        files = self.files(job)
+        code = read_exit_code(files.marker(EXITCODE))
+        stop = self._stop_reasons.pop(job.id, None) or job.stop_reason
+        if stop == "cancel":
+            return Outcome(JobState.CANCELLED, code, "cancelled on request")
+        if stop == "timeout":
+            return Outcome(JobState.TIMEOUT, code, "walltime exceeded")
+        if code == 0:
+            return Outcome(JobState.COMPLETED, 0)
+        if code is not None:
+            return Outcome(JobState.FAILED, code, _reason_for(code, files.marker("jobgate.log")))
+        if wait_status is not None and os.WIFSIGNALED(wait_status):
+            sig = signal.Signals(os.WTERMSIG(wait_status)).name
+            return Outcome(JobState.FAILED, None, f"killed by {sig} before it recorded an exit code")
+        if not Path(files.marker("job.started")).exists():
+            return Outcome(JobState.FAILED, None, "the job never started (interrupted submission)")
+        return Outcome(JobState.LOST, None, "the job's process is gone and left no exit code")
+
+    async def stop(self, job: JobRecord, reason: str) -> None:
+        watch = self._watches.get(job.id)
+        if watch is None or job.id in self._stop_reasons:
+            return
+        self._stop_reasons[job.id] = reason
+        grace = self.destination.cancel_grace_s
+        cancel_sh = Path(self.files(job).marker("cancel.sh"))
+        if cancel_sh.exists():
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/bash", str(cancel_sh), cwd=cancel_sh.parent,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+            )
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=grace or None)
+            except TimeoutError:
+                proc.kill()
+        if job.id in self._watches:
+            _killpg(watch.pid, signal.SIGTERM)
+            watch.kill_handle = asyncio.get_running_loop().call_later(
+                grace, _killpg, watch.pid, signal.SIGKILL
+            )
+
+    async def stage_out(self, job: JobRecord) -> list[str]:
+        files = self.files(job)
+        missing = []
+        for rel in job.spec.output_files:
+            source = Path(files.workdir) / rel
+            target = Path(files.run_dir) / "outputs" / rel
+            if not source.exists():
+                missing.append(rel)
+            elif source.resolve() != target.resolve():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+        return missing
+
+    async def read(self, job: JobRecord, path: str, offset: int = 0, limit: int = -1) -> bytes:
+        full = Path(self.files(job).run_dir) / path
+        with full.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read(limit)
+
+    def watched(self) -> int:
+        return len(self._watches)
+
+
+def _killpg(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # the job leads its own session and process group
+    except ProcessLookupError:
+        pass
+
+
+def _read_pid(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _reason_for(code: int, log: str) -> str:
+    if code == 126:
+        try:
+            detail = Path(log).read_text().strip().splitlines()[-1]
+        except (OSError, IndexError):
+            detail = "cannot enter the working directory"
+        return f"exit code 126: {detail}"
+    if code == 127:
+        return "exit code 127: command not found"
+    if code > 128:
+        try:
+            return f"exit code {code} (killed by {signal.Signals(code - 128).name})"
+        except ValueError:
+            pass
+    return f"exit code {code}"

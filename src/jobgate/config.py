@@ -1,0 +1,130 @@
+"""Configuration: `jobgate.toml` declares destinations; with none, there is one: `local`.
+
+Looked up in order: an explicit path, `$JOBGATE_CONFIG`, `./jobgate.toml`,
+`~/.config/jobgate/jobgate.toml`. Built lazily, never at import.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from jobgate.errors import ConfigError, SpecError
+from jobgate.spec import Resources, parse_walltime, spec_error
+
+SchedulerName = Literal["local", "slurm", "pbs", "ssh"]
+
+
+class Destination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    scheduler: SchedulerName = "local"
+    transport: Literal["local", "ssh"] = "local"
+    capacity: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    defaults: Resources = Field(default_factory=Resources)
+    # Glob patterns of environment variable names a job may set; ["*"] allows all.
+    allowed_env: list[str] = Field(default_factory=lambda: ["*"])
+    max_walltime_s: int | None = None
+    partitions: list[str] | None = None  # when set, the only partitions a job may ask for
+    flavor: Literal["pbspro", "torque"] = "torque"
+    # SSH transport settings (used when transport = "ssh" or scheduler = "ssh")
+    host: str | None = None
+    port: int = 22
+    user: str | None = None
+    key_file: str | None = None
+    known_hosts: str | None = None
+    max_channels: int = Field(default=8, ge=1)
+    remote_dir: str | None = None  # run directories on the remote host
+    poll_interval_s: float = Field(default=2.0, gt=0)
+    cancel_grace_s: float = Field(default=5.0, ge=0)
+
+    @field_validator("max_walltime_s", mode="before")
+    @classmethod
+    def _walltime(cls, v: Any) -> Any:
+        return None if v is None else parse_walltime(v)
+
+    def env_allowed(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.allowed_env)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    home: Path
+    database_url: str
+    destinations: dict[str, Destination]
+    default_destination: str = "local"
+    path: Path | None = None
+
+    def destination(self, name: str | None) -> Destination:
+        key = name or self.default_destination
+        try:
+            return self.destinations[key]
+        except KeyError:
+            known = ", ".join(sorted(self.destinations))
+            raise SpecError("destination", f"unknown destination {key!r} (known: {known})") from None
+
+
+def default_home() -> Path:
+    env = os.environ.get("JOBGATE_HOME")
+    if env:
+        return Path(env).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "jobgate"
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError("config", f"no such file: {path}")
+        return path
+    env = os.environ.get("JOBGATE_CONFIG")
+    if env:
+        return find_config_file(env)
+    for candidate in (Path.cwd() / "jobgate.toml", Path.home() / ".config/jobgate/jobgate.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    database_url: str | None = None,
+) -> Config:
+    file = find_config_file(path)
+    raw: dict[str, Any] = {}
+    if file is not None:
+        try:
+            raw = tomllib.loads(file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError("config", f"{file}: {exc}") from None
+    gateway = raw.get("gateway", {})
+    home_path = Path(home or gateway.get("home") or default_home()).expanduser()
+    url = (
+        database_url
+        or os.environ.get("JOBGATE_DATABASE_URL")
+        or gateway.get("database_url")
+        or f"sqlite:///{home_path / 'jobgate.db'}"
+    )
+    dests: dict[str, Destination] = {}
+    for name, body in (raw.get("destinations") or {"local": {}}).items():
+        try:
+            dests[name] = Destination.model_validate({**body, "name": name})
+        except ValidationError as exc:
+            err = spec_error(exc)
+            raise ConfigError(f"destinations.{name}.{err.field}", err.message) from None
+    default = gateway.get("default_destination") or ("local" if "local" in dests else next(iter(dests)))
+    if default not in dests:
+        raise ConfigError("gateway.default_destination", f"unknown destination {default!r}")
+    return Config(
+        home=home_path, database_url=url, destinations=dests, default_destination=default, path=file
+    )

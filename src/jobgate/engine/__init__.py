@@ -1,0 +1,1 @@
+"""The engine: the supervisor that moves jobs through their states."""

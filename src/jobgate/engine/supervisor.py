@@ -1,0 +1,240 @@
+"""The supervisor: admits queued jobs up to capacity, submits them, turns what backends
+report into guarded state changes (batched: one commit for many jobs), stops jobs on
+request, and on start re-attaches to every unfinished job.
+
+State lives in the store, never only here: a `kill -9` loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import socket
+from collections.abc import Callable
+
+from jobgate.backends.base import Backend, Outcome, Submitted
+from jobgate.config import Config, Destination
+from jobgate.engine.backends import Backends
+from jobgate.errors import FatalError, JobgateError
+from jobgate.ids import new_id
+from jobgate.spec import JobRecord
+from jobgate.states import FINAL_STATES, JobState
+from jobgate.store import Store, Transition
+
+log = logging.getLogger(__name__)
+S = JobState
+CLAIM_BATCH = 100  # jobs claimed per transaction
+TICK_S = 0.25  # how often other processes' submissions and cancels are looked for
+HEARTBEAT_S = 5.0
+
+
+class Supervisor:
+    def __init__(
+        self, config: Config, store: Store, on_final: Callable[[list[str]], None] | None = None
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.backends = Backends(config, sink=self)
+        self.gateway_id = new_id()
+        self._on_final = on_final or (lambda ids: None)
+        self._pending: list[Transition] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._stopping: set[str] = set()
+        self._wake: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._main: asyncio.Task[None] | None = None
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        _raise_fd_limit()  # one pidfd per running local job
+        self._wake = asyncio.Event()
+        self.store.heartbeat(self.gateway_id, socket.gethostname())
+        for dest in self.config.destinations.values():
+            backend = self.backends.get(dest.name)
+            await backend.start()
+            await self._recover(dest, backend)
+        self._main = asyncio.create_task(self._run(), name="jobgate-supervisor")
+
+    async def close(self) -> None:
+        if self._main is not None:
+            self._main.cancel()
+            await asyncio.gather(self._main, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._flush()
+        await self.backends.close()
+        self.store.remove_gateway(self.gateway_id)
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        beat = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            try:
+                more = False
+                for dest in self.config.destinations.values():
+                    more |= await self._admit(dest)
+                    self._scan_stops(dest)
+                if loop.time() - beat > HEARTBEAT_S:
+                    self.store.heartbeat(self.gateway_id, socket.gethostname())
+                    beat = loop.time()
+            except JobgateError as exc:  # the store is busy or down: try again next tick
+                log.warning("supervisor pass failed: %s", exc)
+            if more:
+                await asyncio.sleep(0)  # let exits be handled between claim batches
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), TICK_S)
+            except TimeoutError:
+                pass
+
+    # -- admission and submission -------------------------------------------------------
+
+    async def _admit(self, dest: Destination) -> bool:
+        claimed = self.store.claim(dest.name, dest.capacity, CLAIM_BATCH)
+        if claimed:
+            backend = self.backends.get(dest.name)
+            await asyncio.gather(*(self._submit(backend, job) for job in claimed))
+            self._flush()
+        return len(claimed) == CLAIM_BATCH
+
+    async def _submit(self, backend: Backend, job: JobRecord) -> None:
+        try:
+            sub = await backend.submit(job)
+        except FatalError as exc:
+            self._queue(Transition(job.id, S.FAILED, str(exc), fields={"reason": str(exc)}))
+            return
+        except Exception as exc:  # never leave a job stuck: a crash here is a failure
+            log.exception("submitting %s failed", job.id)
+            reason = f"submit failed: {exc}"
+            self._queue(Transition(job.id, S.FAILED, reason, fields={"reason": reason}))
+            return
+        self._record_submitted(job, sub)
+
+    def _record_submitted(self, job: JobRecord, sub: Submitted) -> JobRecord:
+        fields = {"native_id": sub.native_id, "host": sub.host, "backend_data": sub.data}
+        self._queue(Transition(job.id, S.SUBMITTED, f"native id {sub.native_id}", fields=fields))
+        if sub.running:
+            self._queue(Transition(job.id, S.RUNNING))
+        state = S.RUNNING if sub.running else S.SUBMITTED
+        return job.model_copy(update={**fields, "state": state})
+
+    # -- what backends report -------------------------------------------------------------
+
+    def report(self, job: JobRecord, outcome: Outcome) -> None:
+        """Called by backends (in the loop) when a job starts running or ends."""
+        job_id = job.id
+        fields = {"exit_code": outcome.exit_code, "reason": outcome.reason}
+        if outcome.host:
+            fields["host"] = outcome.host
+        if outcome.state == S.RUNNING:
+            self._queue(Transition(job_id, S.RUNNING, data=outcome.data, fields=fields))
+            return
+        if job.spec.output_files and outcome.state != S.LOST:
+            self._queue(Transition(job_id, S.STAGING_OUT, data=outcome.data, fields=fields))
+            self._spawn(self._stage_out(job, outcome))
+            return
+        message = outcome.reason or ""
+        self._queue(Transition(job_id, outcome.state, message, outcome.data, fields))
+
+    async def _stage_out(self, job: JobRecord, outcome: Outcome) -> None:
+        try:
+            missing = await self.backends.get(job.destination).stage_out(job)
+        except JobgateError as exc:
+            missing, outcome = [], Outcome(S.FAILED, outcome.exit_code, f"stage out: {exc}")
+        state, reason = outcome.state, outcome.reason
+        if missing:
+            self.store.add_event(job.id, "warning", f"missing output files: {', '.join(missing)}")
+            if state == S.COMPLETED:
+                state, reason = S.FAILED, f"missing output files: {', '.join(missing)}"
+        fields = {"exit_code": outcome.exit_code, "reason": reason}
+        self._queue(Transition(job.id, state, reason or "", fields=fields))
+
+    def _queue(self, transition: Transition) -> None:
+        self._pending.append(transition)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write every queued change in one transaction."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            took = self.store.apply(batch)
+        except JobgateError as exc:  # keep them for the next try: nothing is lost
+            log.warning("store write failed, retrying: %s", exc)
+            self._pending[:0] = batch
+            self._flush_handle = asyncio.get_running_loop().call_later(0.5, self._flush)
+            return
+        ended = [t.job_id for t, ok in zip(batch, took, strict=True) if ok and t.to in FINAL_STATES]
+        if ended:
+            self._stopping.difference_update(ended)
+            self._on_final(ended)
+            self.wake()  # capacity was freed
+
+    # -- stopping -------------------------------------------------------------------------
+
+    def request_stop(self, job_id: str) -> None:
+        """Act at once on a cancel recorded in this process (others are found by the scan)."""
+        self.wake()
+
+    def _scan_stops(self, dest: Destination) -> None:
+        for job_id, reason in self.store.stop_requests(dest.name):
+            if job_id not in self._stopping:
+                job = self.store.get(job_id)
+                if job.state == S.STAGING_IN:
+                    continue  # being handed over: stopped once it has a native id
+                self._stopping.add(job_id)
+                self._spawn(self.backends.get(dest.name).stop(job, reason))
+
+    # -- recovery -------------------------------------------------------------------------
+
+    async def _recover(self, dest: Destination, backend: Backend) -> None:
+        jobs = self.store.unfinished(dest.name)
+        if jobs:
+            note = f"gateway {self.gateway_id} re-attached after a restart"
+            self.store.add_events([(j.id, "recovery", note, {}) for j in jobs])
+        for job in jobs:
+            if job.state == S.STAGING_OUT:
+                outcome = Outcome(_end_state(job), job.exit_code, job.reason)
+                self._spawn(self._stage_out(job, outcome))
+                continue
+            if job.state == S.STAGING_IN:
+                found = await backend.find(job)
+                if found is None:  # never handed over: safe to submit now
+                    await self._submit(backend, job)
+                    continue
+                job = self._record_submitted(job, found)
+            await backend.attach(job)
+        self._flush()
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _end_state(job: JobRecord) -> JobState:
+    if job.stop_reason == "cancel":
+        return S.CANCELLED
+    if job.stop_reason == "timeout":
+        return S.TIMEOUT
+    return S.COMPLETED if job.exit_code == 0 else S.FAILED
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

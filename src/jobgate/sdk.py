@@ -1,0 +1,201 @@
+"""The Python SDK: `AsyncGateway` (the async core) and `Gateway` (its sync facade).
+
+The facade runs the async core on one background event loop (the stdlib loop: uvloop
+spawns processes 4x slower here) and forwards each call; nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Awaitable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jobgate.config import Config, load_config
+from jobgate.engine.supervisor import Supervisor
+from jobgate.service import JobService
+from jobgate.spec import JobEvent, JobRecord, JobSpec
+from jobgate.states import JobState
+from jobgate.store import Store
+
+T = TypeVar("T")
+
+
+class AsyncGateway:
+    """Store + service (+ supervisor, unless `supervise=False`) in this process."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        config_path: str | os.PathLike[str] | None = None,
+        home: str | os.PathLike[str] | None = None,
+        database_url: str | None = None,
+        supervise: bool = True,
+    ) -> None:
+        self.config = config or load_config(config_path, home=home, database_url=database_url)
+        self.store = Store(self.config.database_url)
+        self.supervisor = Supervisor(self.config, self.store) if supervise else None
+        self.service = JobService(self.config, self.store, self.supervisor)
+        if self.supervisor is not None:
+            self.supervisor._on_final = self.service.notify_final
+        self._started = False
+
+    async def start(self) -> AsyncGateway:
+        if not self._started and self.supervisor is not None:
+            await self.supervisor.start()
+        self._started = True
+        return self
+
+    async def close(self) -> None:
+        if self.supervisor is not None and self._started:
+            await self.supervisor.close()
+        self.store.close()
+
+    async def __aenter__(self) -> AsyncGateway:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def submit(self, spec: JobSpec | dict[str, Any] | None = None, **fields: Any) -> JobRecord:
+        return await self.service.submit(spec if spec is not None else fields)
+
+    async def get(self, job_id: str) -> JobRecord:
+        return await self.service.get(job_id)
+
+    async def list(self, **filters: Any) -> list[JobRecord]:
+        return await self.service.list(**filters)
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        return await self.service.cancel(job_id)
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        return await self.service.wait(job_id, timeout)
+
+    async def events(self, job_id: str, after: int = 0) -> list[JobEvent]:
+        return await self.service.events(job_id, after)
+
+    async def read_log(self, job_id: str, stream: str, offset: int = 0) -> bytes:
+        return await self.service.read_log(job_id, stream, offset)
+
+
+class Job:
+    """A handle on one job; every property reads the store, so it is never stale."""
+
+    def __init__(self, gateway: Gateway, record: JobRecord) -> None:
+        self._gateway = gateway
+        self.id = record.id
+        self._record = record
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self._record.state}>"
+
+    @property
+    def record(self) -> JobRecord:
+        self._record = self._gateway._call(self._gateway._core.get(self.id))
+        return self._record
+
+    @property
+    def state(self) -> JobState:
+        return self.record.state
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.record.exit_code
+
+    @property
+    def native_id(self) -> str | None:
+        return self.record.native_id
+
+    def wait(self, timeout: float | None = None) -> JobState:
+        self._record = self._gateway._call(self._gateway._core.wait(self.id, timeout))
+        return self._record.state
+
+    def cancel(self) -> JobState:
+        return self._gateway._call(self._gateway._core.cancel(self.id)).state
+
+    def stdout(self) -> str:
+        return self._gateway._call(self._gateway._core.read_log(self.id, "stdout")).decode(
+            errors="replace"
+        )
+
+    def stderr(self) -> str:
+        return self._gateway._call(self._gateway._core.read_log(self.id, "stderr")).decode(
+            errors="replace"
+        )
+
+    def events(self) -> list[JobEvent]:
+        return self._gateway._call(self._gateway._core.events(self.id))
+
+
+class Gateway:
+    """Sync facade: `Gateway().submit(JobSpec(script="echo hi")).wait()`."""
+
+    def __init__(self, config: Config | None = None, **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="jobgate", daemon=True)
+        self._thread.start()
+        try:
+            self._core = self._call(_make(config, kwargs))
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    @property
+    def config(self) -> Config:
+        return self._core.config
+
+    @property
+    def home(self) -> Path:
+        return self._core.config.home
+
+    def _call(self, coro: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(_as_coro(coro), self._loop).result()
+
+    def submit(self, spec: JobSpec | dict[str, Any] | None = None, **fields: Any) -> Job:
+        return Job(self, self._call(self._core.submit(spec, **fields)))
+
+    def get(self, job_id: str) -> Job:
+        return Job(self, self._call(self._core.get(job_id)))
+
+    def list(
+        self,
+        state: JobState | str | list[JobState | str] | None = None,
+        destination: str | None = None,
+        label: dict[str, str] | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        records = self._call(
+            self._core.list(state=state, destination=destination, label=label, limit=limit)
+        )
+        return [Job(self, r) for r in records]
+
+    def cancel(self, job_id: str) -> Job:
+        return Job(self, self._call(self._core.cancel(job_id)))
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._call(self._core.close())
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _make(config: Config | None, kwargs: dict[str, Any]) -> AsyncGateway:
+    return await AsyncGateway(config, **kwargs).start()
+
+
+async def _as_coro(awaitable: Awaitable[T]) -> T:
+    return await awaitable

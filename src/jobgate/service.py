@@ -1,0 +1,189 @@
+"""JobService: the one entry for every door (SDK, CLI, API). Validates, persists,
+wakes the supervisor, cancels, queries, reads logs, and waits for jobs to end."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from jobgate.backends.base import effective_resources
+from jobgate.config import Config, Destination
+from jobgate.engine.backends import Backends
+from jobgate.engine.supervisor import Supervisor
+from jobgate.errors import ConflictError, SpecError
+from jobgate.ids import new_id
+from jobgate.spec import JobEvent, JobRecord, JobSpec, format_walltime
+from jobgate.states import JobState
+from jobgate.store import Store, Transition
+
+LOG_STREAMS = ("stdout", "stderr")
+
+
+class JobService:
+    def __init__(self, config: Config, store: Store, supervisor: Supervisor | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.supervisor = supervisor
+        self.backends = supervisor.backends if supervisor else Backends(config)
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+
+    # -- submit ---------------------------------------------------------------------------
+
+    async def submit(self, spec: JobSpec | dict[str, Any], owner: str | None = None) -> JobRecord:
+        spec = JobSpec.parse(spec)
+        owner = owner or getpass.getuser()
+        dest = self.config.destination(spec.destination)
+        self._check(spec, dest)
+        if spec.idempotency_key:
+            existing = self._same_request(owner, spec)
+            if existing is not None:
+                return existing
+        record = JobRecord(
+            id=new_id(), name=spec.name, owner=owner, destination=dest.name,
+            state=JobState.QUEUED, labels=spec.labels, spec=spec,
+            created_at=datetime.now(UTC),
+        )
+        try:
+            self.store.insert_job(record, message=f"queued for {dest.name}")
+        except ConflictError:  # a concurrent request with the same key won the insert
+            existing = self._same_request(owner, spec)
+            if existing is None:
+                raise
+            return existing
+        if self.supervisor is not None:
+            self.supervisor.wake()
+        return record
+
+    def _same_request(self, owner: str, spec: JobSpec) -> JobRecord | None:
+        existing = self.store.find_by_idempotency_key(owner, spec.idempotency_key or "")
+        if existing is not None and existing.spec != spec:
+            raise ConflictError(
+                f"idempotency key {spec.idempotency_key!r} was used for a different job "
+                f"({existing.id})"
+            )
+        return existing
+
+    def _check(self, spec: JobSpec, dest: Destination) -> None:
+        """Refuse what the destination would refuse, before anything is stored."""
+        for name in spec.environment:
+            if not dest.env_allowed(name):
+                raise SpecError(
+                    f"environment.{name}", f"not allowed on destination {dest.name!r}"
+                )
+        res = effective_resources(
+            JobRecord(id="-", name=None, owner="-", destination=dest.name, state=JobState.NEW,
+                      spec=spec, created_at=datetime.now(UTC)),
+            dest,
+        )
+        if dest.max_walltime_s and res.walltime_s and res.walltime_s > dest.max_walltime_s:
+            raise SpecError(
+                "resources.walltime",
+                f"{format_walltime(res.walltime_s)} is over {dest.name!r}'s limit of "
+                f"{format_walltime(dest.max_walltime_s)}",
+            )
+        if dest.partitions is not None and res.partition and res.partition not in dest.partitions:
+            raise SpecError(
+                "resources.partition",
+                f"unknown partition {res.partition!r} (known: {', '.join(dest.partitions)})",
+            )
+        for i, stage in enumerate(spec.input_files):
+            if dest.transport == "local" and not os.path.isfile(stage.source):
+                raise SpecError(f"input_files.{i}.source", f"no such file: {stage.source}")
+
+    # -- queries --------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord:
+        return self.store.get(job_id)
+
+    async def list(
+        self,
+        *,
+        state: Iterable[JobState | str] | JobState | str | None = None,
+        destination: str | None = None,
+        label: dict[str, str] | None = None,
+        owner: str | None = None,
+        name: str | None = None,
+        before: str | None = None,
+        limit: int = 100,
+    ) -> list[JobRecord]:
+        states = None
+        if state is not None:
+            items = [state] if isinstance(state, str) else list(state)
+            try:
+                states = [JobState(str(s).upper()) for s in items]
+            except ValueError:
+                raise SpecError("state", f"unknown state in {items}") from None
+        return self.store.list(
+            state=states, destination=destination, label=label, owner=owner, name=name,
+            before=before, limit=limit,
+        )
+
+    async def events(self, job_id: str, after: int = 0) -> list[JobEvent]:
+        self.store.get(job_id)  # NotFound for an unknown id, not an empty list
+        return self.store.events(job_id, after)
+
+    async def read_log(self, job_id: str, stream: str, offset: int = 0, limit: int = -1) -> bytes:
+        if stream not in LOG_STREAMS:
+            raise SpecError("stream", f"must be one of {', '.join(LOG_STREAMS)}")
+        job = self.store.get(job_id)
+        backend = self.backends.get(job.destination)
+        files = backend.files(job)
+        try:
+            return await backend.read(job, getattr(files, stream), offset, limit)
+        except FileNotFoundError:
+            return b""
+
+    # -- cancel and wait --------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        job = self.store.get(job_id)
+        if job.state.final:
+            return job
+        if job.state in (JobState.NEW, JobState.QUEUED) and self.store.transition(
+            Transition(job_id, JobState.CANCELLED, "cancelled before it started",
+                       fields={"reason": "cancelled on request", "stop_reason": "cancel"},
+                       expect=frozenset({JobState.NEW, JobState.QUEUED}))
+        ):
+            self.notify_final([job_id])
+            return self.store.get(job_id)
+        self.store.set_fields(job_id, stop_reason="cancel", only_active=True,
+                              event_type="cancel_requested", message="cancel requested")
+        if self.supervisor is not None:
+            self.supervisor.request_stop(job_id)
+        return self.store.get(job_id)
+
+    def notify_final(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            for fut in self._waiters.pop(job_id, []):
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        """Until the job is in a final state (or the timeout passes: then its current record).
+        With the supervisor in this process, woken by it; otherwise the store is polled."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        delay = 0.02
+        while True:
+            job = self.store.get(job_id)
+            left = None if deadline is None else deadline - loop.time()
+            if job.state.final or (left is not None and left <= 0):
+                return job
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(job_id, []).append(fut)
+            # Re-read after registering: the job may have ended in between.
+            if self.store.get(job_id).state.final:
+                continue
+            limit = delay if self.supervisor is None else 5.0  # safety net, not the path
+            try:
+                await asyncio.wait_for(fut, min(limit, left) if left is not None else limit)
+            except TimeoutError:
+                delay = min(delay * 2, 1.0)
+            finally:
+                waiters = self._waiters.get(job_id)
+                if waiters and fut in waiters:
+                    waiters.remove(fut)

@@ -1,0 +1,384 @@
+"""The store: every job's state, events and labels, on SQLite (default) or PostgreSQL.
+
+Every state change is one guarded compare-and-set UPDATE plus its event row, in
+one transaction; batches of changes share a transaction (one commit for many jobs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from jobgate.errors import ConflictError, NotFoundError, SchedulerUnavailable
+from jobgate.spec import JobEvent, JobRecord, JobSpec, ts
+from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, sources
+from jobgate.store import migrate
+from jobgate.store.tables import gateways, job_events, job_labels, jobs
+
+_TIME_COLUMN = {
+    JobState.QUEUED: "queued_at",
+    JobState.SUBMITTED: "submitted_at",
+    JobState.RUNNING: "started_at",
+}
+
+
+@dataclass
+class Transition:
+    """One guarded state change: applied only if the job is in `expect` (default: the
+    states the transition table allows to reach `to`)."""
+
+    job_id: str
+    to: JobState
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+    expect: frozenset[JobState] | None = None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = self._make_engine(url)
+        migrate.upgrade(self.engine)
+
+    def _make_engine(self, url: str) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(url, pool_pre_ping=True, pool_size=10)
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+                dbapi_conn.execute(f"PRAGMA {pragma}")
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # Writers take the lock up front: a deferred transaction that later
+            # upgrades to a write can fail with SQLITE_BUSY despite busy_timeout.
+            write = conn.get_execution_options().get("write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise SchedulerUnavailable(f"store unavailable: {exc.orig}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def insert_job(self, record: JobRecord, *, message: str = "") -> None:
+        now = record.created_at.timestamp()
+        row = {
+            "id": record.id,
+            "name": record.name,
+            "owner": record.owner,
+            "destination": record.destination,
+            "state": record.state.value,
+            "run_dir": record.run_dir,
+            "spec": record.spec.model_dump_json(exclude_defaults=True),
+            "labels": _dumps(record.labels),
+            "idempotency_key": record.spec.idempotency_key,
+            "callback_url": record.spec.callback_url,
+            "created_at": now,
+            "queued_at": now if record.state == JobState.QUEUED else None,
+            "updated_at": now,
+        }
+        try:
+            with self._write() as conn:
+                conn.execute(insert(jobs), row)
+                if record.labels:
+                    conn.execute(
+                        insert(job_labels),
+                        [{"job_id": record.id, "key": k, "value": v} for k, v in record.labels.items()],
+                    )
+                self._event(conn, record.id, record.state.value, message, {}, now)
+        except IntegrityError:
+            raise ConflictError(
+                f"idempotency key {record.spec.idempotency_key!r} was already used"
+            ) from None
+
+    def find_by_idempotency_key(self, owner: str, key: str) -> JobRecord | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == key)
+            ).first()
+        return None if row is None else _record(row)
+
+    def get(self, job_id: str) -> JobRecord:
+        with self._read() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        return _record(row)
+
+    def get_many(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        with self._read() as conn:
+            rows = conn.execute(select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
+        return [_record(r) for r in rows]
+
+    def backend_data(self, job_id: str) -> dict[str, Any]:
+        with self._read() as conn:
+            value = conn.execute(select(jobs.c.backend_data).where(jobs.c.id == job_id)).scalar()
+        return {} if value is None else dict(json.loads(value))
+
+    def list(
+        self,
+        *,
+        state: Iterable[JobState] | None = None,
+        destination: str | None = None,
+        label: dict[str, str] | None = None,
+        owner: str | None = None,
+        name: str | None = None,
+        before: str | None = None,
+        limit: int = 100,
+    ) -> list[JobRecord]:
+        """Newest first; `before` is a job id to page from (ids sort by time)."""
+        query = select(jobs)
+        states = [s.value for s in state] if state is not None else None
+        conds = [
+            jobs.c.state.in_(states) if states is not None else None,
+            jobs.c.destination == destination if destination else None,
+            jobs.c.owner == owner if owner else None,
+            jobs.c.name == name if name else None,
+            jobs.c.id < before if before else None,
+        ]
+        for key, value in (label or {}).items():
+            sub = select(job_labels.c.job_id).where(
+                job_labels.c.key == key, job_labels.c.value == value
+            )
+            conds.append(jobs.c.id.in_(sub))
+        query = query.where(and_(True, *[c for c in conds if c is not None]))
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(jobs.c.id.desc()).limit(limit)).all()
+        return [_record(r) for r in rows]
+
+    def unfinished(self, destination: str) -> list[JobRecord]:
+        """Every job of a destination that a supervisor must watch or re-attach to."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(jobs)
+                .where(jobs.c.destination == destination)
+                .where(jobs.c.state.in_([s.value for s in ACTIVE_STATES]))
+                .order_by(jobs.c.id)
+            ).all()
+        return [_record(r) for r in rows]
+
+    def counts(self, destination: str | None = None) -> dict[str, dict[JobState, int]]:
+        query = select(jobs.c.destination, jobs.c.state, func.count()).group_by(
+            jobs.c.destination, jobs.c.state
+        )
+        if destination:
+            query = query.where(jobs.c.destination == destination)
+        out: dict[str, dict[JobState, int]] = {}
+        with self._read() as conn:
+            for dest, state, n in conn.execute(query):
+                out.setdefault(dest, {})[JobState(state)] = n
+        return out
+
+    def stop_requests(self, destination: str) -> list[tuple[str, str]]:
+        """(job id, stop reason) of active jobs some process asked to stop."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(jobs.c.id, jobs.c.stop_reason).where(
+                    jobs.c.destination == destination,
+                    jobs.c.stop_reason.is_not(None),
+                    jobs.c.state.in_([s.value for s in ACTIVE_STATES]),
+                )
+            ).all()
+        return [(r[0], r[1]) for r in rows]
+
+    # -- state changes -----------------------------------------------------------------
+
+    def transition(self, t: Transition) -> bool:
+        return self.apply([t])[0]
+
+    def apply(self, changes: Sequence[Transition]) -> list[bool]:
+        """Apply guarded transitions in one transaction; True for each that took."""
+        if not changes:
+            return []
+        with self._write() as conn:
+            return [self._apply_one(conn, t, time.time()) for t in changes]
+
+    def _apply_one(self, conn: Connection, t: Transition, now: float) -> bool:
+        expect = t.expect if t.expect is not None else sources(t.to)
+        values: dict[str, Any] = {"state": t.to.value, "updated_at": now, **t.fields}
+        if "backend_data" in values:
+            values["backend_data"] = _dumps(values["backend_data"])
+        if t.to in _TIME_COLUMN:
+            values.setdefault(_TIME_COLUMN[t.to], now)
+        if t.to in FINAL_STATES:
+            values.setdefault("finished_at", now)
+        result = conn.execute(
+            update(jobs)
+            .where(jobs.c.id == t.job_id, jobs.c.state.in_([s.value for s in expect]))
+            .values(values)
+        )
+        if result.rowcount != 1:
+            return False
+        self._event(conn, t.job_id, t.to.value, t.message, t.data, now)
+        return True
+
+    def claim(self, destination: str, capacity: int, limit: int) -> list[JobRecord]:
+        """Move up to min(limit, free capacity) QUEUED jobs to STAGING_IN, oldest first.
+
+        Counting and claiming share one locked transaction, so capacity holds across
+        processes: SQLite's BEGIN IMMEDIATE, or a PostgreSQL advisory lock per destination.
+        """
+        with self._write() as conn:
+            if not self.is_sqlite:
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:d))"), {"d": destination}
+                )
+            active = conn.execute(
+                select(func.count()).where(
+                    jobs.c.destination == destination,
+                    jobs.c.state.in_([s.value for s in ACTIVE_STATES]),
+                )
+            ).scalar_one()
+            free = min(limit, capacity - active)
+            if free <= 0:
+                return []
+            rows = conn.execute(
+                select(jobs)
+                .where(jobs.c.destination == destination, jobs.c.state == JobState.QUEUED.value)
+                .order_by(jobs.c.id)
+                .limit(free)
+            ).all()
+            now = time.time()
+            claimed = [
+                r
+                for r in rows
+                if self._apply_one(
+                    conn, Transition(r.id, JobState.STAGING_IN, "admitted", expect=_QUEUED), now
+                )
+            ]
+        return [_record(r, state=JobState.STAGING_IN) for r in claimed]
+
+    def set_fields(self, job_id: str, *, event_type: str | None = None, message: str = "",
+                   data: dict[str, Any] | None = None, only_active: bool = False,
+                   **values: Any) -> bool:
+        """Update non-state fields (native id, stop reason, ...), with an optional event."""
+        if "backend_data" in values:
+            values["backend_data"] = _dumps(values["backend_data"])
+        now = time.time()
+        query = update(jobs).where(jobs.c.id == job_id)
+        if only_active:
+            query = query.where(jobs.c.state.not_in([s.value for s in FINAL_STATES]))
+        with self._write() as conn:
+            result = conn.execute(query.values(updated_at=now, **values))
+            if result.rowcount != 1:
+                return False
+            if event_type:
+                self._event(conn, job_id, event_type, message, data or {}, now)
+        return True
+
+    def add_event(self, job_id: str, type_: str, message: str = "",
+                  data: dict[str, Any] | None = None) -> None:
+        self.add_events([(job_id, type_, message, data or {})])
+
+    def add_events(self, items: Sequence[tuple[str, str, str, dict[str, Any]]]) -> None:
+        with self._write() as conn:
+            now = time.time()
+            for job_id, type_, message, data in items:
+                self._event(conn, job_id, type_, message, data, now)
+
+    def _event(self, conn: Connection, job_id: str, type_: str, message: str,
+               data: dict[str, Any], now: float) -> None:
+        conn.execute(
+            insert(job_events),
+            {"job_id": job_id, "time": now, "type": type_, "message": message,
+             "data": _dumps(data)},
+        )
+
+    def events(self, job_id: str, after: int = 0) -> list[JobEvent]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(job_events)
+                .where(job_events.c.job_id == job_id, job_events.c.seq > after)
+                .order_by(job_events.c.seq)
+            ).all()
+        return [
+            JobEvent(seq=r.seq, job_id=r.job_id, time=ts(r.time), type=r.type,
+                     message=r.message, data=json.loads(r.data))
+            for r in rows
+        ]
+
+    # -- gateways (which supervisors are alive) -----------------------------------------
+
+    def heartbeat(self, gateway_id: str, host: str) -> None:
+        now = time.time()
+        with self._write() as conn:
+            done = conn.execute(
+                update(gateways).where(gateways.c.id == gateway_id).values(heartbeat_at=now)
+            ).rowcount
+            if not done:
+                conn.execute(insert(gateways), {"id": gateway_id, "host": host, "pid": os.getpid(),
+                                                "started_at": now, "heartbeat_at": now})
+
+    def remove_gateway(self, gateway_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(delete(gateways).where(gateways.c.id == gateway_id))
+
+    def gateways(self) -> list[Row[Any]]:
+        with self._read() as conn:
+            return list(conn.execute(select(gateways)).all())
+
+
+_QUEUED = frozenset({JobState.QUEUED})
+
+
+def _record(row: Row[Any], state: JobState | None = None) -> JobRecord:
+    m = row._mapping
+    return JobRecord(
+        id=m["id"], name=m["name"], owner=m["owner"], destination=m["destination"],
+        state=state or JobState(m["state"]), native_id=m["native_id"],
+        exit_code=m["exit_code"], reason=m["reason"], host=m["host"], run_dir=m["run_dir"],
+        labels=json.loads(m["labels"]), spec=JobSpec.model_validate_json(m["spec"]),
+        created_at=ts(m["created_at"]), queued_at=ts(m["queued_at"]),
+        submitted_at=ts(m["submitted_at"]), started_at=ts(m["started_at"]),
+        finished_at=ts(m["finished_at"]), stop_reason=m["stop_reason"],
+        backend_data=json.loads(m["backend_data"]),
+    )

@@ -1,0 +1,80 @@
+"""Table definitions (SQLAlchemy Core). Times are float epoch seconds: portable and cheap."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("name", String(200)),
+    Column("owner", String(200), nullable=False),
+    Column("destination", String(100), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("native_id", String(100)),
+    Column("exit_code", Integer),
+    Column("reason", Text),
+    Column("host", String(255)),
+    Column("run_dir", Text),
+    Column("spec", Text, nullable=False),  # JSON of the JobSpec as submitted
+    Column("labels", Text, nullable=False, server_default="{}"),
+    Column("idempotency_key", String(200)),
+    Column("callback_url", Text),
+    # 'cancel' or 'timeout' once the gateway decided to stop the job: survives restarts,
+    # so a job killed for either reason is never mistaken for a failure.
+    Column("stop_reason", String(16)),
+    Column("backend_data", Text, nullable=False, server_default="{}"),
+    Column("created_at", Float, nullable=False),
+    Column("queued_at", Float),
+    Column("submitted_at", Float),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
+)
+Index("ix_jobs_destination_state", jobs.c.destination, jobs.c.state)
+Index("ix_jobs_state", jobs.c.state)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(26), nullable=False),
+    Column("time", Float, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("message", Text, nullable=False, server_default=""),
+    Column("data", Text, nullable=False, server_default="{}"),
+)
+Index("ix_job_events_job_id_seq", job_events.c.job_id, job_events.c.seq)
+
+job_labels = Table(
+    "job_labels",
+    metadata,
+    Column("job_id", String(26), primary_key=True),
+    Column("key", String(100), primary_key=True),
+    Column("value", String(500), nullable=False),
+)
+Index("ix_job_labels_key_value", job_labels.c.key, job_labels.c.value)
+
+gateways = Table(
+    "gateways",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)
