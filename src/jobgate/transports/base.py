@@ -1,0 +1,49 @@
+"""The transport interface: run a command, write a file, read a file.
+
+"Slurm over SSH" is a Slurm scheduler on an SSH transport: composition, not a backend.
+Implementations translate their driver's errors into TransientError (could not reach
+the host: retry) or FatalError (the host answered no).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Transport(ABC):
+    @abstractmethod
+    async def run(
+        self, argv: list[str], *, input: str | None = None, timeout: float = 60.0,
+        cwd: str | None = None,
+    ) -> CommandResult:
+        """Run a command to completion; a timeout or a lost connection is TransientError."""
+
+    @abstractmethod
+    async def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Create or replace a file, making parent directories as needed."""
+
+    @abstractmethod
+    async def read_file(self, path: str, offset: int = 0, limit: int = -1) -> bytes:
+        """Bytes of a file from `offset`; FileNotFoundError if it does not exist."""
+
+    @abstractmethod
+    async def put(self, local_path: str, remote_path: str) -> None:
+        """Copy a file from the gateway's host to the transport's host."""
+
+    @abstractmethod
+    async def get(self, remote_path: str, local_path: str) -> None:
+        """Copy a file from the transport's host to the gateway's host."""
+
+    @abstractmethod
+    async def exists(self, path: str) -> bool: ...
+
+    async def close(self) -> None:
+        """Release connections."""
