@@ -5,6 +5,7 @@ from __future__ import annotations
 from jobgate.backends.base import Backend, StatusSink
 from jobgate.config import Config, Destination
 from jobgate.errors import ConfigError
+from jobgate.transports.base import Transport
 
 
 class _NoSink:
@@ -24,15 +25,43 @@ class Backends:
         return self._built[name]
 
     def _build(self, dest: Destination) -> Backend:
+        # Imports are lazy: a gateway with only local jobs never loads asyncssh.
         base_dir = str(self.config.home / "runs")
         if dest.scheduler == "local" and dest.transport == "local":
             from jobgate.backends.local import LocalBackend
 
             return LocalBackend(dest, self.sink, base_dir)
-        raise ConfigError(
-            f"destinations.{dest.name}.scheduler",
-            f"{dest.scheduler!r} over {dest.transport!r} is not available in this version",
-        )
+        if dest.scheduler == "local":
+            raise ConfigError(f"destinations.{dest.name}.scheduler",
+                              "use scheduler = 'ssh' to run jobs directly on an SSH host")
+        transport = self._transport(dest)
+        if dest.transport == "ssh" or dest.scheduler == "ssh":
+            base_dir = dest.remote_dir or ".jobgate/runs"  # relative: under the remote home
+        if dest.scheduler == "ssh":
+            from jobgate.backends.ssh import SSHBackend
+
+            return SSHBackend(dest, self.sink, base_dir, transport)
+        from jobgate.backends.batch import BatchBackend
+
+        if dest.scheduler == "slurm":
+            from jobgate.backends.slurm import SlurmScheduler
+
+            return BatchBackend(dest, self.sink, base_dir, transport, SlurmScheduler(dest))
+        from jobgate.backends.pbs import PBSScheduler
+
+        return BatchBackend(dest, self.sink, base_dir, transport, PBSScheduler(dest))
+
+    @staticmethod
+    def _transport(dest: Destination) -> Transport:
+        if dest.transport == "ssh" or dest.scheduler == "ssh":
+            if not dest.host:
+                raise ConfigError(f"destinations.{dest.name}.host", "an SSH destination needs a host")
+            from jobgate.transports.ssh import SSHTransport
+
+            return SSHTransport(dest)
+        from jobgate.transports.local import LocalTransport
+
+        return LocalTransport()
 
     def built(self) -> list[Backend]:
         return list(self._built.values())

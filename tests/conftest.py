@@ -1,0 +1,91 @@
+"""Shared fixtures. Integration tests use real services started by scripts/services-up.sh;
+on a laptop without them they skip with the reason, but with JOBGATE_REQUIRE_SERVICES=1
+(set by .ci/run) a missing service is a failure, never a skip."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobgate import Gateway
+from jobgate.config import Config, Destination
+
+SERVICES_ENV = Path("/var/lib/jobgate-test/services.env")
+
+
+def service_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    if SERVICES_ENV.exists():
+        for line in SERVICES_ENV.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not key.startswith("#"):
+                env[key.strip()] = value.strip().strip('"')
+    env.update({k: v for k, v in os.environ.items() if k.startswith("JOBGATE_TEST_")})
+    return env
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip (laptop) or fail (CI) when a service a test needs is missing."""
+    if condition:
+        return
+    if os.environ.get("JOBGATE_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"required service missing: {reason}")
+    pytest.skip(reason)
+
+
+def pg_url() -> str:
+    url = service_env().get("JOBGATE_TEST_PG_URL", "")
+    need(bool(url), "no test PostgreSQL (run scripts/services-up.sh as root)")
+    return url
+
+
+def fresh_pg_database(base_url: str) -> str:
+    """A new empty database on the test server (dropped with the server's data dir)."""
+    import sqlalchemy as sa
+
+    name = f"jg_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return base_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobgate.db'}"
+    return fresh_pg_database(pg_url())
+
+
+def make_config(home: Path, database_url: str, **destinations: dict[str, Any]) -> Config:
+    dests = destinations or {"local": {"capacity": 16}}
+    return Config(
+        home=home,
+        database_url=database_url,
+        destinations={n: Destination.model_validate({**d, "name": n}) for n, d in dests.items()},
+        default_destination=next(iter(dests)),
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def gateway(home: Path, database_url: str) -> Iterator[Gateway]:
+    with Gateway(make_config(home, database_url)) as gw:
+        yield gw
+
+
+def which(cmd: str) -> bool:
+    return shutil.which(cmd) is not None
