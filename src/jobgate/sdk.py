@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 from jobgate.config import Config, load_config
-from jobgate.engine.supervisor import Supervisor
+from jobgate.engine.supervisor import Supervisor, live_gateways
 from jobgate.service import JobService
 from jobgate.spec import JobEvent, JobRecord, JobSpec
 from jobgate.states import JobState
@@ -33,14 +33,17 @@ class AsyncGateway:
         config_path: str | os.PathLike[str] | None = None,
         home: str | os.PathLike[str] | None = None,
         database_url: str | None = None,
-        supervise: bool = True,
+        supervise: bool | None = True,
     ) -> None:
+        """`supervise=None`: run a supervisor only if no other one is alive (the CLI's way)."""
         self.config = config or load_config(config_path, home=home, database_url=database_url)
         self.store = Store(self.config.database_url)
+        if supervise is None:
+            supervise = not live_gateways(self.store)
         self.supervisor = Supervisor(self.config, self.store) if supervise else None
         self.service = JobService(self.config, self.store, self.supervisor)
         if self.supervisor is not None:
-            self.supervisor._on_final = self.service.notify_final
+            self.supervisor._on_change = self.service.notify
         self._started = False
 
     async def start(self) -> AsyncGateway:
@@ -72,8 +75,11 @@ class AsyncGateway:
     async def cancel(self, job_id: str) -> JobRecord:
         return await self.service.cancel(job_id)
 
-    async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
-        return await self.service.wait(job_id, timeout)
+    async def wait(
+        self, job_id: str, timeout: float | None = None,
+        until: Callable[[JobState], bool] | None = None,
+    ) -> JobRecord:
+        return await self.service.wait(job_id, timeout, until)
 
     async def events(self, job_id: str, after: int = 0) -> list[JobEvent]:
         return await self.service.events(job_id, after)
@@ -110,22 +116,24 @@ class Job:
     def native_id(self) -> str | None:
         return self.record.native_id
 
-    def wait(self, timeout: float | None = None) -> JobState:
-        self._record = self._gateway._call(self._gateway._core.wait(self.id, timeout))
+    def wait(
+        self, timeout: float | None = None, until: Callable[[JobState], bool] | None = None
+    ) -> JobState:
+        """Block until the job ends (or `until(state)` holds, or the timeout passes)."""
+        self._record = self._gateway._call(self._gateway._core.wait(self.id, timeout, until))
         return self._record.state
 
     def cancel(self) -> JobState:
         return self._gateway._call(self._gateway._core.cancel(self.id)).state
 
+    def read_log(self, stream: str = "stdout", offset: int = 0) -> bytes:
+        return self._gateway._call(self._gateway._core.read_log(self.id, stream, offset))
+
     def stdout(self) -> str:
-        return self._gateway._call(self._gateway._core.read_log(self.id, "stdout")).decode(
-            errors="replace"
-        )
+        return self.read_log("stdout").decode(errors="replace")
 
     def stderr(self) -> str:
-        return self._gateway._call(self._gateway._core.read_log(self.id, "stderr")).decode(
-            errors="replace"
-        )
+        return self.read_log("stderr").decode(errors="replace")
 
     def events(self) -> list[JobEvent]:
         return self._gateway._call(self._gateway._core.events(self.id))
@@ -161,17 +169,25 @@ class Gateway:
     def get(self, job_id: str) -> Job:
         return Job(self, self._call(self._core.get(job_id)))
 
+    @property
+    def supervising(self) -> bool:
+        return self._core.supervisor is not None
+
     def list(
         self,
         state: JobState | str | list[JobState | str] | None = None,
         destination: str | None = None,
         label: dict[str, str] | None = None,
+        name: str | None = None,
         limit: int = 100,
     ) -> list[Job]:
-        records = self._call(
-            self._core.list(state=state, destination=destination, label=label, limit=limit)
-        )
+        records = self._call(self._core.list(
+            state=state, destination=destination, label=label, name=name, limit=limit))
         return [Job(self, r) for r in records]
+
+    def counts(self) -> dict[str, dict[JobState, int]]:
+        """Jobs per destination and state."""
+        return self._core.store.counts()
 
     def cancel(self, job_id: str) -> Job:
         return Job(self, self._call(self._core.cancel(job_id)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,7 +148,7 @@ class JobService:
                        fields={"reason": "cancelled on request", "stop_reason": "cancel"},
                        expect=frozenset({JobState.NEW, JobState.QUEUED}))
         ):
-            self.notify_final([job_id])
+            self.notify([job_id])
             return self.store.get(job_id)
         self.store.set_fields(job_id, stop_reason="cancel", only_active=True,
                               event_type="cancel_requested", message="cancel requested")
@@ -156,27 +156,32 @@ class JobService:
             self.supervisor.request_stop(job_id)
         return self.store.get(job_id)
 
-    def notify_final(self, job_ids: list[str]) -> None:
+    def notify(self, job_ids: list[str]) -> None:
+        """Wake whoever waits on these jobs (the supervisor calls this after each commit)."""
         for job_id in job_ids:
             for fut in self._waiters.pop(job_id, []):
                 if not fut.done():
                     fut.set_result(None)
 
-    async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
-        """Until the job is in a final state (or the timeout passes: then its current record).
-        With the supervisor in this process, woken by it; otherwise the store is polled."""
+    async def wait(
+        self, job_id: str, timeout: float | None = None,
+        until: Callable[[JobState], bool] | None = None,
+    ) -> JobRecord:
+        """Until the job is final (or `until(state)`), or the timeout passes: then its
+        current record. Woken by the supervisor in this process; else the store is polled."""
+        done = until or (lambda state: state.final)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         delay = 0.02
         while True:
             job = self.store.get(job_id)
             left = None if deadline is None else deadline - loop.time()
-            if job.state.final or (left is not None and left <= 0):
+            if done(job.state) or job.state.final or (left is not None and left <= 0):
                 return job
             fut: asyncio.Future[None] = loop.create_future()
             self._waiters.setdefault(job_id, []).append(fut)
-            # Re-read after registering: the job may have ended in between.
-            if self.store.get(job_id).state.final:
+            # Re-read after registering: the job may have moved in between.
+            if done(self.store.get(job_id).state):
                 continue
             limit = delay if self.supervisor is None else 5.0  # safety net, not the path
             try:

@@ -251,8 +251,6 @@ class JobSpec(_Model):
     def _what_to_run(self) -> JobSpec:
         if (self.script is None) == (self.executable is None):
             raise ValueError("give exactly one of 'script' or 'executable'")
-        if self.arguments and self.executable is None:
-            raise ValueError("'arguments' go with 'executable'")
         return self
 
     @classmethod

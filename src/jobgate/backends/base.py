@@ -127,9 +127,8 @@ def effective_resources(job: JobRecord, destination: Destination) -> Resources:
 def user_command(job: JobRecord, files: JobFiles) -> str:
     """The shell command that runs the user's script or executable."""
     spec = job.spec
-    if spec.script is not None:
-        return shlex.quote(files.marker("script.sh"))
-    return " ".join(shlex.quote(a) for a in [spec.executable or "", *spec.arguments])
+    program = files.marker("script.sh") if spec.script is not None else spec.executable or ""
+    return " ".join(shlex.quote(a) for a in [program, *spec.arguments])
 
 
 def script_text(job: JobRecord) -> str | None:

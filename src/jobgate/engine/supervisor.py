@@ -11,9 +11,11 @@ import asyncio
 import logging
 import resource
 import socket
+import time
 from collections.abc import Callable
 
 from jobgate.backends.base import Backend, Outcome, Submitted
+from jobgate.backends.local import process_start
 from jobgate.config import Config, Destination
 from jobgate.engine.backends import Backends
 from jobgate.errors import FatalError, JobgateError
@@ -27,17 +29,32 @@ S = JobState
 CLAIM_BATCH = 100  # jobs claimed per transaction
 TICK_S = 0.25  # how often other processes' submissions and cancels are looked for
 HEARTBEAT_S = 5.0
+LEASE_S = 15.0  # a supervisor silent this long is dead: its jobs are adopted
+
+
+def live_gateways(store: Store) -> list[str]:
+    """Ids of supervisors alive now: a fresh heartbeat, and on this host a live pid too
+    (so a restart after kill -9 adopts at once instead of waiting out the lease)."""
+    now, here = time.time(), socket.gethostname()
+    alive = []
+    for g in store.gateways():
+        if now - g.heartbeat_at > LEASE_S:
+            continue
+        if g.host == here and process_start(g.pid) is None:
+            continue
+        alive.append(g.id)
+    return alive
 
 
 class Supervisor:
     def __init__(
-        self, config: Config, store: Store, on_final: Callable[[list[str]], None] | None = None
+        self, config: Config, store: Store, on_change: Callable[[list[str]], None] | None = None
     ) -> None:
         self.config = config
         self.store = store
         self.backends = Backends(config, sink=self)
         self.gateway_id = new_id()
-        self._on_final = on_final or (lambda ids: None)
+        self._on_change = on_change or (lambda ids: None)
         self._pending: list[Transition] = []
         self._flush_handle: asyncio.Handle | None = None
         self._stopping: set[str] = set()
@@ -52,9 +69,8 @@ class Supervisor:
         self._wake = asyncio.Event()
         self.store.heartbeat(self.gateway_id, socket.gethostname())
         for dest in self.config.destinations.values():
-            backend = self.backends.get(dest.name)
-            await backend.start()
-            await self._recover(dest, backend)
+            await self.backends.get(dest.name).start()
+        await self._adopt()
         self._main = asyncio.create_task(self._run(), name="jobgate-supervisor")
 
     async def close(self) -> None:
@@ -66,7 +82,7 @@ class Supervisor:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._flush()
         await self.backends.close()
-        self.store.remove_gateway(self.gateway_id)
+        self.store.release(self.gateway_id)
 
     def wake(self) -> None:
         if self._wake is not None:
@@ -85,6 +101,7 @@ class Supervisor:
                     self._scan_stops(dest)
                 if loop.time() - beat > HEARTBEAT_S:
                     self.store.heartbeat(self.gateway_id, socket.gethostname())
+                    await self._adopt()  # another supervisor may have died
                     beat = loop.time()
             except JobgateError as exc:  # the store is busy or down: try again next tick
                 log.warning("supervisor pass failed: %s", exc)
@@ -99,7 +116,7 @@ class Supervisor:
     # -- admission and submission -------------------------------------------------------
 
     async def _admit(self, dest: Destination) -> bool:
-        claimed = self.store.claim(dest.name, dest.capacity, CLAIM_BATCH)
+        claimed = self.store.claim(dest.name, dest.capacity, CLAIM_BATCH, self.gateway_id)
         if claimed:
             backend = self.backends.get(dest.name)
             await asyncio.gather(*(self._submit(backend, job) for job in claimed))
@@ -178,10 +195,11 @@ class Supervisor:
             self._pending[:0] = batch
             self._flush_handle = asyncio.get_running_loop().call_later(0.5, self._flush)
             return
-        ended = [t.job_id for t, ok in zip(batch, took, strict=True) if ok and t.to in FINAL_STATES]
+        moved = [t for t, ok in zip(batch, took, strict=True) if ok]
+        self._on_change([t.job_id for t in moved])
+        ended = [t.job_id for t in moved if t.to in FINAL_STATES]
         if ended:
             self._stopping.difference_update(ended)
-            self._on_final(ended)
             self.wake()  # capacity was freed
 
     # -- stopping -------------------------------------------------------------------------
@@ -191,7 +209,7 @@ class Supervisor:
         self.wake()
 
     def _scan_stops(self, dest: Destination) -> None:
-        for job_id, reason in self.store.stop_requests(dest.name):
+        for job_id, reason in self.store.stop_requests(dest.name, self.gateway_id):
             if job_id not in self._stopping:
                 job = self.store.get(job_id)
                 if job.state == S.STAGING_IN:
@@ -201,11 +219,17 @@ class Supervisor:
 
     # -- recovery -------------------------------------------------------------------------
 
-    async def _recover(self, dest: Destination, backend: Backend) -> None:
-        jobs = self.store.unfinished(dest.name)
-        if jobs:
-            note = f"gateway {self.gateway_id} re-attached after a restart"
-            self.store.add_events([(j.id, "recovery", note, {}) for j in jobs])
+    async def _adopt(self) -> None:
+        live = live_gateways(self.store)
+        for dest in self.config.destinations.values():
+            jobs, orphaned = self.store.adopt(dest.name, self.gateway_id, live)
+            if orphaned:
+                note = "re-attached: the gateway that watched this job stopped without notice"
+                self.store.add_events([(i, "recovery", note, {}) for i in sorted(orphaned)])
+            if jobs:
+                await self._recover(self.backends.get(dest.name), jobs)
+
+    async def _recover(self, backend: Backend, jobs: list[JobRecord]) -> None:
         for job in jobs:
             if job.state == S.STAGING_OUT:
                 outcome = Outcome(_end_state(job), job.exit_code, job.reason)

@@ -159,11 +159,6 @@ class Store:
             rows = conn.execute(select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
         return [_record(r) for r in rows]
 
-    def backend_data(self, job_id: str) -> dict[str, Any]:
-        with self._read() as conn:
-            value = conn.execute(select(jobs.c.backend_data).where(jobs.c.id == job_id)).scalar()
-        return {} if value is None else dict(json.loads(value))
-
     def list(
         self,
         *,
@@ -195,16 +190,32 @@ class Store:
             rows = conn.execute(query.order_by(jobs.c.id.desc()).limit(limit)).all()
         return [_record(r) for r in rows]
 
-    def unfinished(self, destination: str) -> list[JobRecord]:
-        """Every job of a destination that a supervisor must watch or re-attach to."""
-        with self._read() as conn:
-            rows = conn.execute(
-                select(jobs)
-                .where(jobs.c.destination == destination)
-                .where(jobs.c.state.in_([s.value for s in ACTIVE_STATES]))
-                .order_by(jobs.c.id)
-            ).all()
-        return [_record(r) for r in rows]
+    def adopt(
+        self, destination: str, gateway_id: str, live: Sequence[str]
+    ) -> tuple[list[JobRecord], set[str]]:
+        """Take over the active jobs of a destination whose supervisor is gone (or none),
+        in one locked transaction, so two starting supervisors never adopt the same job.
+        Returns the jobs and the ids of those whose supervisor died (rather than let go)."""
+        active = [s.value for s in ACTIVE_STATES]
+        orphan = and_(
+            jobs.c.destination == destination,
+            jobs.c.state.in_(active),
+            jobs.c.gateway_id.is_(None) | jobs.c.gateway_id.not_in([*live, gateway_id]),
+        )
+        with self._write() as conn:
+            found = conn.execute(select(jobs.c.id, jobs.c.gateway_id).where(orphan)).all()
+            if not found:
+                return [], set()
+            ids = [r[0] for r in found]
+            conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(gateway_id=gateway_id))
+            rows = conn.execute(select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id)).all()
+        return [_record(r) for r in rows], {r[0] for r in found if r[1] is not None}
+
+    def release(self, gateway_id: str) -> None:
+        """A supervisor stopping cleanly lets go of its jobs (they keep running)."""
+        with self._write() as conn:
+            conn.execute(update(jobs).where(jobs.c.gateway_id == gateway_id).values(gateway_id=None))
+            conn.execute(delete(gateways).where(gateways.c.id == gateway_id))
 
     def counts(self, destination: str | None = None) -> dict[str, dict[JobState, int]]:
         query = select(jobs.c.destination, jobs.c.state, func.count()).group_by(
@@ -218,12 +229,13 @@ class Store:
                 out.setdefault(dest, {})[JobState(state)] = n
         return out
 
-    def stop_requests(self, destination: str) -> list[tuple[str, str]]:
-        """(job id, stop reason) of active jobs some process asked to stop."""
+    def stop_requests(self, destination: str, gateway_id: str) -> list[tuple[str, str]]:
+        """(job id, stop reason) of this supervisor's active jobs someone asked to stop."""
         with self._read() as conn:
             rows = conn.execute(
                 select(jobs.c.id, jobs.c.stop_reason).where(
                     jobs.c.destination == destination,
+                    jobs.c.gateway_id == gateway_id,
                     jobs.c.stop_reason.is_not(None),
                     jobs.c.state.in_([s.value for s in ACTIVE_STATES]),
                 )
@@ -261,7 +273,9 @@ class Store:
         self._event(conn, t.job_id, t.to.value, t.message, t.data, now)
         return True
 
-    def claim(self, destination: str, capacity: int, limit: int) -> list[JobRecord]:
+    def claim(
+        self, destination: str, capacity: int, limit: int, gateway_id: str
+    ) -> list[JobRecord]:
         """Move up to min(limit, free capacity) QUEUED jobs to STAGING_IN, oldest first.
 
         Counting and claiming share one locked transaction, so capacity holds across
@@ -292,7 +306,10 @@ class Store:
                 r
                 for r in rows
                 if self._apply_one(
-                    conn, Transition(r.id, JobState.STAGING_IN, "admitted", expect=_QUEUED), now
+                    conn,
+                    Transition(r.id, JobState.STAGING_IN, "admitted", expect=_QUEUED,
+                               fields={"gateway_id": gateway_id}),
+                    now,
                 )
             ]
         return [_record(r, state=JobState.STAGING_IN) for r in claimed]
@@ -357,10 +374,6 @@ class Store:
             if not done:
                 conn.execute(insert(gateways), {"id": gateway_id, "host": host, "pid": os.getpid(),
                                                 "started_at": now, "heartbeat_at": now})
-
-    def remove_gateway(self, gateway_id: str) -> None:
-        with self._write() as conn:
-            conn.execute(delete(gateways).where(gateways.c.id == gateway_id))
 
     def gateways(self) -> list[Row[Any]]:
         with self._read() as conn:

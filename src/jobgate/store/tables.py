@@ -37,6 +37,8 @@ jobs = Table(
     # so a job killed for either reason is never mistaken for a failure.
     Column("stop_reason", String(16)),
     Column("backend_data", Text, nullable=False, server_default="{}"),
+    # The supervisor (gateways.id) watching this job; another adopts it once that one is dead.
+    Column("gateway_id", String(26)),
     Column("created_at", Float, nullable=False),
     Column("queued_at", Float),
     Column("submitted_at", Float),

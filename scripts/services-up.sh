@@ -1,0 +1,29 @@
+#!/bin/bash
+# services-up.sh - bring up every dev service the jobgate tests use, in order, each failing loudly:
+#   pg-up.sh     PostgreSQL 127.0.0.1:55432, database jobgate_test         -> /var/lib/jobgate-test/pg.env
+#   slurm-up.sh  one-node Slurm "jgcluster" + sacct + PBS wrappers (qsub)  -> /var/lib/jobgate-test/slurm.env
+#   ssh-up.sh    sshd 127.0.0.1:2222, user jobtest, key login               -> /var/lib/jobgate-test/ssh.env
+# then writes /var/lib/jobgate-test/services.env = all three, for tests to source in one go:
+#   set -a; . /var/lib/jobgate-test/services.env; set +a
+# Idempotent and quick (< 1 s) when everything already runs. Run as root. Stop: services-down.sh.
+set -euo pipefail
+JG_NAME=services-up
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }   # wall clock in milliseconds
+T0=$(ms)
+rm -f "$JG_VAR/services.env"      # stays absent unless all three came up
+for s in pg slurm ssh; do
+  t=$(ms)
+  # pg-up prints the URL on stdout; keep our stdout for the summary below
+  "$HERE/$s-up.sh" >/dev/null || die "$s-up.sh failed (exit $?); services.env not written"
+  log "$s up ($(($(ms) - t)) ms)"
+done
+
+{
+  echo "# written by jobgate scripts/services-up.sh $(date -u +%FT%TZ)"
+  cat "$JG_VAR/pg.env" "$JG_VAR/slurm.env" "$JG_VAR/ssh.env"
+} | write_env "$JG_VAR/services.env"
+log "all up in $(($(ms) - T0)) ms: $JG_VAR/services.env"
+cat "$JG_VAR/services.env"

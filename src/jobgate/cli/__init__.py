@@ -1,0 +1,5 @@
+"""The `jobgate` command."""
+
+from jobgate.cli.main import main
+
+__all__ = ["main"]
