@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,22 @@ def home(tmp_path: Path) -> Path:
 def gateway(home: Path, database_url: str) -> Iterator[Gateway]:
     with Gateway(make_config(home, database_url)) as gw:
         yield gw
+
+
+@pytest.fixture
+def open_gateway(home: Path, database_url: str) -> Iterator[Callable[..., Gateway]]:
+    """open_gateway(local={"capacity": 1}) -> a Gateway on this test's home and store,
+    closed at the end of the test (close it earlier to simulate a restart)."""
+    opened: list[Gateway] = []
+
+    def _open(**destinations: dict[str, Any]) -> Gateway:
+        gw = Gateway(make_config(home, database_url, **destinations))
+        opened.append(gw)
+        return gw
+
+    yield _open
+    for gw in opened:
+        gw.close()
 
 
 def which(cmd: str) -> bool:

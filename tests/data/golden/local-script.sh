@@ -1,0 +1,22 @@
+#!/bin/bash
+# jobgate job 01JOBGATE0000000000000TEST (local). Generated: edits are overwritten.
+printf '%s\n' "$$" > /runs/01JOBGATE0000000000000TEST/jobgate.pid
+jobgate_dir=/runs/01JOBGATE0000000000000TEST
+printf '%s\n' "${HOSTNAME:-$(hostname)}" > "$jobgate_dir/HOSTNAME"
+printf '%s\n' "${EPOCHREALTIME:-$(date +%s)}" > "$jobgate_dir/job.started"
+export A=1
+export B='it'"'"'s $(touch /tmp/pwned) `id` "quoted" ; rm -rf ~ \ end'
+jobgate_end() {
+  printf '%s\n' "$1" > "$jobgate_dir/exitcode.tmp" && mv -f "$jobgate_dir/exitcode.tmp" /runs/01JOBGATE0000000000000TEST/exitcode
+  exit "$1"
+}
+cd /runs/01JOBGATE0000000000000TEST || jobgate_end 126
+/runs/01JOBGATE0000000000000TEST/script.sh < /dev/null > /runs/01JOBGATE0000000000000TEST/stdout 2> /runs/01JOBGATE0000000000000TEST/stderr &
+jobgate_child=$!
+# A TERM for the job (cancel, walltime) reaches the child; the wrapper stays to record its code.
+trap ':' TERM INT HUP
+while :; do
+  wait "$jobgate_child"; jobgate_rc=$?
+  kill -0 "$jobgate_child" 2>/dev/null || break
+done
+jobgate_end "$jobgate_rc"

@@ -1,0 +1,69 @@
+"""Wrapper scripts: compared with golden files; every user value shell-quoted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from jobgate.backends.base import JobFiles, render
+from jobgate.spec import JobRecord, JobSpec
+from jobgate.states import JobState
+
+GOLDEN = Path(__file__).parent.parent / "data" / "golden"
+NASTY = "it's $(touch /tmp/pwned) `id` \"quoted\" ; rm -rf ~ \\ end"
+
+
+def record(**spec: object) -> JobRecord:
+    return JobRecord(
+        id="01JOBGATE0000000000000TEST", name="t", owner="u", destination="local",
+        state=JobState.STAGING_IN, spec=JobSpec.parse(spec),
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def check_golden(name: str, text: str) -> None:
+    """Compare with the golden file; JOBGATE_REGEN_GOLDEN=1 rewrites it."""
+    path = GOLDEN / name
+    if os.environ.get("JOBGATE_REGEN_GOLDEN") == "1":
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} changed (JOBGATE_REGEN_GOLDEN=1 to accept)"
+
+
+@pytest.mark.parametrize(
+    ("name", "spec"),
+    [
+        ("local-script.sh", {"script": "echo hi", "environment": {"A": "1", "B": NASTY}}),
+        ("local-exec.sh", {"executable": "/bin/echo", "arguments": ["a b", NASTY],
+                           "directory": "work", "stdin": "in.txt", "stdout": "out.txt"}),
+    ],
+)
+def test_local_wrapper_matches_golden(name: str, spec: dict[str, object]) -> None:
+    job = record(**spec)
+    text = render("local.sh.j2", job, JobFiles.of(job, "/runs"))
+    check_golden(name, text)
+    subprocess.run(["bash", "-n"], input=text, text=True, check=True)  # it parses
+
+
+def test_nasty_values_reach_the_job_verbatim(tmp_path: Path) -> None:
+    """Run just the export lines: the value arrives as typed, nothing is executed."""
+    job = record(script="true", environment={"NASTY": NASTY})
+    text = render("local.sh.j2", job, JobFiles.of(job, str(tmp_path)))
+    exports = "\n".join(line for line in text.splitlines() if line.startswith("export "))
+    out = subprocess.run(["bash", "-c", exports + '\nprintf %s "$NASTY"'],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == NASTY
+    assert not Path("/tmp/pwned").exists()
+
+
+def test_job_files_stay_in_their_places() -> None:
+    files = JobFiles.of(record(script="x", directory="sub", stdout="o.txt"), "/runs")
+    assert files.run_dir == "/runs/01JOBGATE0000000000000TEST"
+    assert files.workdir == files.run_dir + "/sub"
+    assert files.stdout == files.workdir + "/o.txt"
+    assert files.stderr == files.run_dir + "/stderr"
+    absolute = JobFiles.of(record(script="x", directory="/data/w"), "/runs")
+    assert absolute.workdir == "/data/w"
