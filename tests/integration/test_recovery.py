@@ -1,0 +1,66 @@
+"""`kill -9` of `jobgate serve` while 50 jobs run; a new one finishes them all, none twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from jobgate import Gateway, JobState
+
+JOBGATE = str(Path(sys.executable).with_name("jobgate"))
+
+
+def start_serve(env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start `jobgate serve` and return once it says it is running (its log line)."""
+    proc = subprocess.Popen([JOBGATE, "serve"], env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if " running: " in line:
+            return proc
+    raise AssertionError(f"serve exited with {proc.wait()} before it was running")
+
+
+def test_kill_9_loses_nothing_and_runs_nothing_twice(
+    home: Path, database_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "jobgate.toml"
+    config.write_text("[destinations.local]\ncapacity = 100\n")
+    env = {**os.environ, "JOBGATE_HOME": str(home), "JOBGATE_DATABASE_URL": database_url,
+           "JOBGATE_CONFIG": str(config)}
+    runs, go = tmp_path / "runs.log", tmp_path / "go"
+    # Each job notes that it started, then holds until the test says go: no timing guesses.
+    script = f'echo "$N" >> {runs}\nwhile [ ! -e {go} ]; do sleep 0.05; done\nexit "$CODE"\n'
+    codes = {i: (0 if i < 50 else i) for i in range(54)}  # 50 succeed, 4 fail with their code
+
+    first = start_serve(env)
+    try:
+        with Gateway(config_path=str(config), home=home, database_url=database_url,
+                     supervise=None) as client:
+            assert not client.supervising  # the serve process does the work
+            jobs = {i: client.submit(script=script, environment={"N": str(i), "CODE": str(c)})
+                    for i, c in codes.items()}
+            for job in jobs.values():
+                assert job.wait(60, until=lambda s: s == JobState.RUNNING) == JobState.RUNNING
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            second = start_serve(env)
+            try:
+                go.touch()
+                for job in jobs.values():
+                    job.wait(60)
+                states = {i: (j.state, j.exit_code) for i, j in jobs.items()}
+                events = [e.type for e in jobs[0].events()]
+            finally:
+                second.terminate()
+                second.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert states == {i: (JobState.COMPLETED if c == 0 else JobState.FAILED, c)
+                      for i, c in codes.items()}
+    started = sorted(int(n) for n in runs.read_text().split())
+    assert started == sorted(codes)  # each job started exactly once
+    assert "recovery" in events
