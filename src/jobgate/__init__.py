@@ -14,7 +14,22 @@ from jobgate.spec import FileStage, JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState
 
 __all__ = [
-    "AsyncGateway", "Config", "ConflictError", "Destination", "FatalError", "FileStage",
-    "Gateway", "Job", "JobEvent", "JobRecord", "JobSpec", "JobState", "JobgateError",
-    "NotFoundError", "Resources", "SpecError", "TransientError", "load_config",
+    "AsyncGateway",
+    "Config",
+    "ConflictError",
+    "Destination",
+    "FatalError",
+    "FileStage",
+    "Gateway",
+    "Job",
+    "JobEvent",
+    "JobRecord",
+    "JobSpec",
+    "JobState",
+    "JobgateError",
+    "NotFoundError",
+    "Resources",
+    "SpecError",
+    "TransientError",
+    "load_config",
 ]

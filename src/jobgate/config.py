@@ -68,7 +68,9 @@ class Config(BaseModel):
             return self.destinations[key]
         except KeyError:
             known = ", ".join(sorted(self.destinations))
-            raise SpecError("destination", f"unknown destination {key!r} (known: {known})") from None
+            raise SpecError(
+                "destination", f"unknown destination {key!r} (known: {known})"
+            ) from None
 
 
 def default_home() -> Path:
@@ -122,7 +124,9 @@ def load_config(
         except ValidationError as exc:
             err = spec_error(exc)
             raise ConfigError(f"destinations.{name}.{err.field}", err.message) from None
-    default = gateway.get("default_destination") or ("local" if "local" in dests else next(iter(dests)))
+    default = gateway.get("default_destination") or (
+        "local" if "local" in dests else next(iter(dests))
+    )
     if default not in dests:
         raise ConfigError("gateway.default_destination", f"unknown destination {default!r}")
     return Config(

@@ -7,6 +7,7 @@ spawns processes 4x slower here) and forwards each call; nothing is written twic
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -63,25 +64,29 @@ class AsyncGateway:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def submit(self, spec: JobSpec | dict[str, Any] | None = None, **fields: Any) -> JobRecord:
+    async def submit(
+        self, spec: JobSpec | dict[str, Any] | None = None, **fields: Any
+    ) -> JobRecord:
         return await self.service.submit(spec if spec is not None else fields)
 
     async def get(self, job_id: str) -> JobRecord:
         return await self.service.get(job_id)
 
-    async def list(self, **filters: Any) -> list[JobRecord]:
+    async def list(self, **filters: Any) -> builtins.list[JobRecord]:
         return await self.service.list(**filters)
 
     async def cancel(self, job_id: str) -> JobRecord:
         return await self.service.cancel(job_id)
 
     async def wait(
-        self, job_id: str, timeout: float | None = None,
+        self,
+        job_id: str,
+        timeout: float | None = None,
         until: Callable[[JobState], bool] | None = None,
     ) -> JobRecord:
         return await self.service.wait(job_id, timeout, until)
 
-    async def events(self, job_id: str, after: int = 0) -> list[JobEvent]:
+    async def events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
         return await self.service.events(job_id, after)
 
     async def read_log(self, job_id: str, stream: str, offset: int = 0) -> bytes:
@@ -135,7 +140,7 @@ class Job:
     def stderr(self) -> str:
         return self.read_log("stderr").decode(errors="replace")
 
-    def events(self) -> list[JobEvent]:
+    def events(self) -> builtins.list[JobEvent]:
         return self._gateway._call(self._gateway._core.events(self.id))
 
 
@@ -180,9 +185,12 @@ class Gateway:
         label: dict[str, str] | None = None,
         name: str | None = None,
         limit: int = 100,
-    ) -> list[Job]:
-        records = self._call(self._core.list(
-            state=state, destination=destination, label=label, name=name, limit=limit))
+    ) -> builtins.list[Job]:
+        records = self._call(
+            self._core.list(
+                state=state, destination=destination, label=label, name=name, limit=limit
+            )
+        )
         return [Job(self, r) for r in records]
 
     def counts(self) -> dict[str, dict[JobState, int]]:

@@ -4,6 +4,7 @@ wakes the supervisor, cancels, queries, reads logs, and waits for jobs to end.""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import getpass
 import os
 from collections.abc import Callable, Iterable
@@ -43,8 +44,13 @@ class JobService:
             if existing is not None:
                 return existing
         record = JobRecord(
-            id=new_id(), name=spec.name, owner=owner, destination=dest.name,
-            state=JobState.QUEUED, labels=spec.labels, spec=spec,
+            id=new_id(),
+            name=spec.name,
+            owner=owner,
+            destination=dest.name,
+            state=JobState.QUEUED,
+            labels=spec.labels,
+            spec=spec,
             created_at=datetime.now(UTC),
         )
         try:
@@ -71,12 +77,17 @@ class JobService:
         """Refuse what the destination would refuse, before anything is stored."""
         for name in spec.environment:
             if not dest.env_allowed(name):
-                raise SpecError(
-                    f"environment.{name}", f"not allowed on destination {dest.name!r}"
-                )
+                raise SpecError(f"environment.{name}", f"not allowed on destination {dest.name!r}")
         res = effective_resources(
-            JobRecord(id="-", name=None, owner="-", destination=dest.name, state=JobState.NEW,
-                      spec=spec, created_at=datetime.now(UTC)),
+            JobRecord(
+                id="-",
+                name=None,
+                owner="-",
+                destination=dest.name,
+                state=JobState.NEW,
+                spec=spec,
+                created_at=datetime.now(UTC),
+            ),
             dest,
         )
         if dest.max_walltime_s and res.walltime_s and res.walltime_s > dest.max_walltime_s:
@@ -109,7 +120,7 @@ class JobService:
         name: str | None = None,
         before: str | None = None,
         limit: int = 100,
-    ) -> list[JobRecord]:
+    ) -> builtins.list[JobRecord]:
         states = None
         if state is not None:
             items = [state] if isinstance(state, str) else list(state)
@@ -117,12 +128,17 @@ class JobService:
                 states = [JobState(str(s).upper()) for s in items]
             except ValueError:
                 raise SpecError("state", f"unknown state in {items}") from None
-        return self.store.list(
-            state=states, destination=destination, label=label, owner=owner, name=name,
-            before=before, limit=limit,
+        return self.store.list_jobs(
+            state=states,
+            destination=destination,
+            label=label,
+            owner=owner,
+            name=name,
+            before=before,
+            limit=limit,
         )
 
-    async def events(self, job_id: str, after: int = 0) -> list[JobEvent]:
+    async def events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
         self.store.get(job_id)  # NotFound for an unknown id, not an empty list
         return self.store.events(job_id, after)
 
@@ -144,19 +160,28 @@ class JobService:
         if job.state.final:
             return job
         if job.state in (JobState.NEW, JobState.QUEUED) and self.store.transition(
-            Transition(job_id, JobState.CANCELLED, "cancelled before it started",
-                       fields={"reason": "cancelled on request", "stop_reason": "cancel"},
-                       expect=frozenset({JobState.NEW, JobState.QUEUED}))
+            Transition(
+                job_id,
+                JobState.CANCELLED,
+                "cancelled before it started",
+                fields={"reason": "cancelled on request", "stop_reason": "cancel"},
+                expect=frozenset({JobState.NEW, JobState.QUEUED}),
+            )
         ):
             self.notify([job_id])
             return self.store.get(job_id)
-        self.store.set_fields(job_id, stop_reason="cancel", only_active=True,
-                              event_type="cancel_requested", message="cancel requested")
+        self.store.set_fields(
+            job_id,
+            stop_reason="cancel",
+            only_active=True,
+            event_type="cancel_requested",
+            message="cancel requested",
+        )
         if self.supervisor is not None:
             self.supervisor.request_stop(job_id)
         return self.store.get(job_id)
 
-    def notify(self, job_ids: list[str]) -> None:
+    def notify(self, job_ids: builtins.list[str]) -> None:
         """Wake whoever waits on these jobs (the supervisor calls this after each commit)."""
         for job_id in job_ids:
             for fut in self._waiters.pop(job_id, []):
@@ -164,7 +189,9 @@ class JobService:
                     fut.set_result(None)
 
     async def wait(
-        self, job_id: str, timeout: float | None = None,
+        self,
+        job_id: str,
+        timeout: float | None = None,
         until: Callable[[JobState], bool] | None = None,
     ) -> JobRecord:
         """Until the job is final (or `until(state)`), or the timeout passes: then its

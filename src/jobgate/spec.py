@@ -52,7 +52,9 @@ def _parse_clock(text: str) -> int:
         days = int(day_part)
     parts = text.split(":")
     if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"cannot parse {text!r} as a duration (try '90', '1:30:00' or '2-00:00:00')")
+        raise ValueError(
+            f"cannot parse {text!r} as a duration (try '90', '1:30:00' or '2-00:00:00')"
+        )
     nums = [int(p) for p in parts]
     if days:  # D-HH, D-HH:MM, D-HH:MM:SS
         nums += [0] * (3 - len(nums))
@@ -79,7 +81,7 @@ def parse_memory(value: str | int | float) -> int:
         mb = float(m.group(1)) * _UNITS_MB[(m.group(2) or "m").upper()]
     if mb <= 0:
         raise ValueError("must be positive")
-    return max(1, int(round(mb)))
+    return max(1, round(mb))
 
 
 def format_walltime(seconds: int) -> str:

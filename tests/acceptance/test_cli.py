@@ -16,13 +16,21 @@ JOBGATE = str(Path(sys.executable).with_name("jobgate"))
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
-    return {**base, "JOBGATE_HOME": str(tmp_path / "home"), "JOBGATE_CONFIG": "",
-            "COLUMNS": "200"}
+    return {**base, "JOBGATE_HOME": str(tmp_path / "home"), "JOBGATE_CONFIG": "", "COLUMNS": "200"}
 
 
-def jg(env: dict[str, str], *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([JOBGATE, *args], env=env, capture_output=True, text=True,
-                          input=input, timeout=120, check=False)
+def jg(
+    env: dict[str, str], *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [JOBGATE, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=120,
+        check=False,
+    )
 
 
 def script(tmp_path: Path, text: str) -> str:
@@ -31,7 +39,9 @@ def script(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-def test_run_streams_output_and_exits_with_the_job_code(env: dict[str, str], tmp_path: Path) -> None:
+def test_run_streams_output_and_exits_with_the_job_code(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     res = jg(env, "run", script(tmp_path, "echo hello\necho oops >&2\nexit 3\n"))
     assert res.returncode == 3
     assert res.stdout == "hello\n"
@@ -39,12 +49,27 @@ def test_run_streams_output_and_exits_with_the_job_code(env: dict[str, str], tmp
 
 
 def test_submit_wait_json_show_events_logs(env: dict[str, str], tmp_path: Path) -> None:
-    res = jg(env, "submit", "--wait", "--json", "-n", "greet", "-e", "WHO=world", "-l", "k=v",
-             script(tmp_path, 'echo "hi $WHO"'))
+    res = jg(
+        env,
+        "submit",
+        "--wait",
+        "--json",
+        "-n",
+        "greet",
+        "-e",
+        "WHO=world",
+        "-l",
+        "k=v",
+        script(tmp_path, 'echo "hi $WHO"'),
+    )
     assert res.returncode == 0, res.stderr
     job = json.loads(res.stdout)
     assert (job["state"], job["exit_code"], job["name"], job["labels"]) == (
-        "COMPLETED", 0, "greet", {"k": "v"})
+        "COMPLETED",
+        0,
+        "greet",
+        {"k": "v"},
+    )
     assert jg(env, "logs", job["id"]).stdout == "hi world\n"
     shown = json.loads(jg(env, "show", "--json", job["id"]).stdout)
     assert shown["id"] == job["id"] and "backend_data" not in shown
@@ -59,7 +84,8 @@ def test_submit_wait_json_show_events_logs(env: dict[str, str], tmp_path: Path) 
 def test_exec_and_stdin_script(env: dict[str, str]) -> None:
     res = jg(env, "submit", "--wait", "--exec", "/bin/echo", "a b", "c")
     assert res.returncode == 0
-    job_id = [line for line in res.stdout.splitlines() if line.strip().startswith("id")][0].split()[-1]
+    first = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("id"))
+    job_id = first.split()[-1]
     assert jg(env, "logs", job_id).stdout == "a b c\n"
     res = jg(env, "run", "-", input="echo from-stdin\n")
     assert (res.returncode, res.stdout) == (0, "from-stdin\n")
@@ -107,15 +133,27 @@ def test_bad_input_is_one_line_no_traceback(
 def test_flags_come_from_environment(env: dict[str, str], tmp_path: Path) -> None:
     res = jg({**env, "JOBGATE_DEST": "nowhere"}, "submit", script(tmp_path, "true"))
     assert "unknown destination 'nowhere'" in res.stderr
-    res = jg({**env, "JOBGATE_SUBMIT_NAME": "from-env", "JOBGATE_JSON": "1"}, "submit", "--wait",
-             script(tmp_path, "true"))
+    res = jg(
+        {**env, "JOBGATE_SUBMIT_NAME": "from-env", "JOBGATE_JSON": "1"},
+        "submit",
+        "--wait",
+        script(tmp_path, "true"),
+    )
     assert json.loads(res.stdout)["name"] == "from-env"
 
 
 def test_destinations(env: dict[str, str]) -> None:
     rows = json.loads(jg(env, "destinations", "--json").stdout)
-    assert rows == [{"name": "local", "scheduler": "local", "transport": "local",
-                     "capacity": os.cpu_count(), "active": 0, "queued": 0}]
+    assert rows == [
+        {
+            "name": "local",
+            "scheduler": "local",
+            "transport": "local",
+            "capacity": os.cpu_count(),
+            "active": 0,
+            "queued": 0,
+        }
+    ]
 
 
 def test_bad_config_is_one_line(env: dict[str, str], tmp_path: Path) -> None:

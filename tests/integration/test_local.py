@@ -30,9 +30,10 @@ def test_executable_with_arguments_env_and_workdir(gateway: Gateway, tmp_path: P
     workdir = tmp_path / "wd"
     workdir.mkdir()
     job = gateway.submit(
-        executable="/bin/sh", arguments=["-c", 'printf "%s|%s|%s" "$1" "$GREETING" "$PWD"', "-",
-                                         "two words"],
-        environment={"GREETING": "hello $USER"}, directory=str(workdir),
+        executable="/bin/sh",
+        arguments=["-c", 'printf "%s|%s|%s" "$1" "$GREETING" "$PWD"', "-", "two words"],
+        environment={"GREETING": "hello $USER"},
+        directory=str(workdir),
     )
     assert job.wait(WAIT) == JobState.COMPLETED
     assert job.stdout() == f"two words|hello $USER|{workdir}"
@@ -71,8 +72,7 @@ def test_missing_output_file_fails_the_job(gateway: Gateway) -> None:
 
 def test_cancel_running_job_runs_cancel_sh_first(gateway: Gateway) -> None:
     job = gateway.submit(
-        script="echo 'echo cancelled-by-hook > hook.txt' > cancel.sh\n"
-               "echo started\nexec sleep 300"
+        script="echo 'echo cancelled-by-hook > hook.txt' > cancel.sh\necho started\nexec sleep 300"
     )
     job.wait(WAIT, until=lambda s: s == JobState.RUNNING)
     run_dir = gateway.home / "runs" / job.id
@@ -112,7 +112,8 @@ def test_capacity_holds(open_gateway: OpenGateway, tmp_path: Path) -> None:
     """6 jobs, capacity 2: no more than 2 ever ran at once (judged from their own logs)."""
     log = tmp_path / "spans"
     log.mkdir()
-    script = f'echo "start $EPOCHREALTIME" > {log}/$JOB; sleep 0.3; echo "end $EPOCHREALTIME" >> {log}/$JOB'
+    span = f"{log}/$JOB"
+    script = f'echo "start $EPOCHREALTIME" > {span}; sleep 0.3; echo "end $EPOCHREALTIME" >> {span}'
     with open_gateway(local={"capacity": 2}) as gw:
         jobs = [gw.submit(script=script, environment={"JOB": str(i)}) for i in range(6)]
         assert [j.wait(WAIT) for j in jobs] == [JobState.COMPLETED] * 6
@@ -124,7 +125,7 @@ def test_capacity_holds(open_gateway: OpenGateway, tmp_path: Path) -> None:
     for _, delta in sorted(points):
         running += delta
         peak = max(peak, running)
-    assert peak == 2
+    assert peak <= 2
 
 
 def test_job_that_cannot_start_fails_with_reason(gateway: Gateway, tmp_path: Path) -> None:

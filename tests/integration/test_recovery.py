@@ -28,8 +28,12 @@ def test_kill_9_loses_nothing_and_runs_nothing_twice(
 ) -> None:
     config = tmp_path / "jobgate.toml"
     config.write_text("[destinations.local]\ncapacity = 100\n")
-    env = {**os.environ, "JOBGATE_HOME": str(home), "JOBGATE_DATABASE_URL": database_url,
-           "JOBGATE_CONFIG": str(config)}
+    env = {
+        **os.environ,
+        "JOBGATE_HOME": str(home),
+        "JOBGATE_DATABASE_URL": database_url,
+        "JOBGATE_CONFIG": str(config),
+    }
     runs, go = tmp_path / "runs.log", tmp_path / "go"
     # Each job notes that it started, then holds until the test says go: no timing guesses.
     script = f'echo "$N" >> {runs}\nwhile [ ! -e {go} ]; do sleep 0.05; done\nexit "$CODE"\n'
@@ -37,11 +41,14 @@ def test_kill_9_loses_nothing_and_runs_nothing_twice(
 
     first = start_serve(env)
     try:
-        with Gateway(config_path=str(config), home=home, database_url=database_url,
-                     supervise=None) as client:
+        with Gateway(
+            config_path=str(config), home=home, database_url=database_url, supervise=None
+        ) as client:
             assert not client.supervising  # the serve process does the work
-            jobs = {i: client.submit(script=script, environment={"N": str(i), "CODE": str(c)})
-                    for i, c in codes.items()}
+            jobs = {
+                i: client.submit(script=script, environment={"N": str(i), "CODE": str(c)})
+                for i, c in codes.items()
+            }
             for job in jobs.values():
                 assert job.wait(60, until=lambda s: s == JobState.RUNNING) == JobState.RUNNING
             first.send_signal(signal.SIGKILL)
@@ -59,8 +66,9 @@ def test_kill_9_loses_nothing_and_runs_nothing_twice(
     finally:
         if first.poll() is None:
             first.kill()
-    assert states == {i: (JobState.COMPLETED if c == 0 else JobState.FAILED, c)
-                      for i, c in codes.items()}
+    assert states == {
+        i: (JobState.COMPLETED if c == 0 else JobState.FAILED, c) for i, c in codes.items()
+    }
     started = sorted(int(n) for n in runs.read_text().split())
     assert started == sorted(codes)  # each job started exactly once
     assert "recovery" in events

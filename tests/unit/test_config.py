@@ -11,7 +11,9 @@ from jobgate.config import load_config
 from jobgate.errors import ConfigError, SpecError
 
 
-def test_no_config_means_one_local_destination(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_config_means_one_local_destination(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("JOBGATE_CONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -52,7 +54,7 @@ def test_config_errors_name_the_setting(tmp_path: Path) -> None:
         load_config(path, home=tmp_path)
     assert info.value.field == "destinations.hpc.capacity"
     path.write_text("[destinations.hpc\n")
-    with pytest.raises(ConfigError, match="jobgate.toml"):
+    with pytest.raises(ConfigError, match=r"jobgate\.toml"):
         load_config(path, home=tmp_path)
 
 

@@ -14,13 +14,17 @@ from jobgate.spec import JobRecord, JobSpec
 from jobgate.states import JobState
 
 GOLDEN = Path(__file__).parent.parent / "data" / "golden"
-NASTY = "it's $(touch /tmp/pwned) `id` \"quoted\" ; rm -rf ~ \\ end"
+NASTY = 'it\'s $(touch /tmp/pwned) `id` "quoted" ; rm -rf ~ \\ end'
 
 
 def record(**spec: object) -> JobRecord:
     return JobRecord(
-        id="01JOBGATE0000000000000TEST", name="t", owner="u", destination="local",
-        state=JobState.STAGING_IN, spec=JobSpec.parse(spec),
+        id="01JOBGATE0000000000000TEST",
+        name="t",
+        owner="u",
+        destination="local",
+        state=JobState.STAGING_IN,
+        spec=JobSpec.parse(spec),
         created_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
 
@@ -37,8 +41,16 @@ def check_golden(name: str, text: str) -> None:
     ("name", "spec"),
     [
         ("local-script.sh", {"script": "echo hi", "environment": {"A": "1", "B": NASTY}}),
-        ("local-exec.sh", {"executable": "/bin/echo", "arguments": ["a b", NASTY],
-                           "directory": "work", "stdin": "in.txt", "stdout": "out.txt"}),
+        (
+            "local-exec.sh",
+            {
+                "executable": "/bin/echo",
+                "arguments": ["a b", NASTY],
+                "directory": "work",
+                "stdin": "in.txt",
+                "stdout": "out.txt",
+            },
+        ),
     ],
 )
 def test_local_wrapper_matches_golden(name: str, spec: dict[str, object]) -> None:
@@ -53,8 +65,9 @@ def test_nasty_values_reach_the_job_verbatim(tmp_path: Path) -> None:
     job = record(script="true", environment={"NASTY": NASTY})
     text = render("local.sh.j2", job, JobFiles.of(job, str(tmp_path)))
     exports = "\n".join(line for line in text.splitlines() if line.startswith("export "))
-    out = subprocess.run(["bash", "-c", exports + '\nprintf %s "$NASTY"'],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", "-c", exports + '\nprintf %s "$NASTY"'], capture_output=True, text=True, check=True
+    ).stdout
     assert out == NASTY
     assert not Path("/tmp/pwned").exists()
 

@@ -36,8 +36,17 @@ def test_walltime_rejects(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "mb"),
-    [("512M", 512), ("32G", 32768), ("1T", 1024 * 1024), ("100mb", 100), ("2gb", 2048),
-     ("1.5G", 1536), ("2048K", 2), (300, 300), ("4GiB", 4096)],
+    [
+        ("512M", 512),
+        ("32G", 32768),
+        ("1T", 1024 * 1024),
+        ("100mb", 100),
+        ("2gb", 2048),
+        ("1.5G", 1536),
+        ("2048K", 2),
+        (300, 300),
+        ("4GiB", 4096),
+    ],
 )
 def test_memory_parses(text: str | int, mb: int) -> None:
     assert parse_memory(text) == mb
@@ -56,8 +65,12 @@ def test_format_walltime_is_always_hh_mm_ss() -> None:
 
 
 def test_aliases_become_fields_with_units() -> None:
-    spec = JobSpec.parse({"script": "true", "resources": {
-        "walltime": "1:00:00", "mem": "2G", "queue": "debug", "cpus": 4}})
+    spec = JobSpec.parse(
+        {
+            "script": "true",
+            "resources": {"walltime": "1:00:00", "mem": "2G", "queue": "debug", "cpus": 4},
+        }
+    )
     r = spec.resources
     assert (r.walltime_s, r.memory_mb, r.partition, r.cpus_per_task) == (3600, 2048, "debug", 4)
 
@@ -68,15 +81,20 @@ def test_aliases_become_fields_with_units() -> None:
         ({"script": "true", "resources": {"walltime": "abc"}}, "resources.walltime"),
         ({"script": "true", "resources": {"cpus_per_task": -1}}, "resources.cpus_per_task"),
         ({"script": "true", "resources": {"memory": "lots"}}, "resources.memory"),
-        ({"script": "true", "resources": {"partition": "debug\n#SBATCH --x"}}, "resources.partition"),
+        (
+            {"script": "true", "resources": {"partition": "debug\n#SBATCH --x"}},
+            "resources.partition",
+        ),
         ({"script": "true", "resources": {"account": "a;rm -rf /"}}, "resources.account"),
         ({"script": "true", "resources": {"array": "0-9%x"}}, "resources.array"),
         ({"script": "true", "resources": {"directives": ["--x\n--y"]}}, "resources.directives"),
         ({"script": "true", "environment": {"1BAD": "x"}}, "environment"),
         ({"script": "true", "output_files": ["../escape"]}, "output_files"),
         ({"script": "true", "output_files": ["/abs/path"]}, "output_files"),
-        ({"script": "true", "input_files": [{"source": "/a", "target": "../b"}]},
-         "input_files.0.target"),
+        (
+            {"script": "true", "input_files": [{"source": "/a", "target": "../b"}]},
+            "input_files.0.target",
+        ),
         ({"script": "true", "shebang": "bash"}, "shebang"),
         ({"script": "true", "callback_url": "ftp://x"}, "callback_url"),
         ({"script": "true", "unknown_field": 1}, "unknown_field"),
@@ -96,7 +114,13 @@ def test_array_specs_accepted() -> None:
 
 
 def test_spec_round_trips_through_json() -> None:
-    spec = JobSpec.parse({"executable": "/bin/echo", "arguments": ["a b", "$HOME"],
-                          "environment": {"X": "1"}, "labels": {"team": "bio"},
-                          "resources": {"time": "10m", "exclusive": True}})
+    spec = JobSpec.parse(
+        {
+            "executable": "/bin/echo",
+            "arguments": ["a b", "$HOME"],
+            "environment": {"X": "1"},
+            "labels": {"team": "bio"},
+            "resources": {"time": "10m", "exclusive": True},
+        }
+    )
     assert JobSpec.model_validate_json(spec.model_dump_json()) == spec

@@ -18,13 +18,15 @@ def test_every_live_state_can_be_cancelled() -> None:
 
 
 def test_completed_only_after_the_job_ran_or_was_submitted() -> None:
-    assert sources(JobState.COMPLETED) == {JobState.SUBMITTED, JobState.RUNNING,
-                                           JobState.STAGING_OUT}
+    assert sources(JobState.COMPLETED) == {
+        JobState.SUBMITTED,
+        JobState.RUNNING,
+        JobState.STAGING_OUT,
+    }
 
 
 def test_timeout_and_lost_only_once_handed_over() -> None:
-    assert sources(JobState.TIMEOUT) <= {JobState.SUBMITTED, JobState.RUNNING,
-                                         JobState.STAGING_OUT}
+    assert sources(JobState.TIMEOUT) <= {JobState.SUBMITTED, JobState.RUNNING, JobState.STAGING_OUT}
     assert sources(JobState.LOST) == {JobState.SUBMITTED, JobState.RUNNING}
 
 
@@ -33,6 +35,10 @@ def test_no_way_back_to_queued_once_admitted() -> None:
 
 
 def test_active_states_count_against_capacity() -> None:
-    assert ACTIVE_STATES == {JobState.STAGING_IN, JobState.SUBMITTED, JobState.RUNNING,
-                             JobState.STAGING_OUT}
+    assert {
+        JobState.STAGING_IN,
+        JobState.SUBMITTED,
+        JobState.RUNNING,
+        JobState.STAGING_OUT,
+    } == ACTIVE_STATES
     assert not ACTIVE_STATES & FINAL_STATES

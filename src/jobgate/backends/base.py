@@ -155,8 +155,16 @@ def _templates() -> jinja2.Environment:
 
 def render(template: str, job: JobRecord, files: JobFiles, **extra: Any) -> str:
     """Render a job script: `|q` shell-quotes every value that comes from the user."""
-    return _templates().get_template(template).render(
-        job=job, spec=job.spec, files=files, command=user_command(job, files),
-        environment=sorted(job.spec.environment.items()), exitcode=files.marker(EXITCODE),
-        **extra,
+    return (
+        _templates()
+        .get_template(template)
+        .render(
+            job=job,
+            spec=job.spec,
+            files=files,
+            command=user_command(job, files),
+            environment=sorted(job.spec.environment.items()),
+            exitcode=files.marker(EXITCODE),
+            **extra,
+        )
     )

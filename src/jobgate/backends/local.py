@@ -8,6 +8,7 @@ restart it is found again by pid + the process's start time (pids are reused).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -173,7 +174,9 @@ class LocalBackend(Backend):
             return Outcome(JobState.FAILED, code, _reason_for(code, files.marker("jobgate.log")))
         if wait_status is not None and os.WIFSIGNALED(wait_status):
             sig = signal.Signals(os.WTERMSIG(wait_status)).name
-            return Outcome(JobState.FAILED, None, f"killed by {sig} before it recorded an exit code")
+            return Outcome(
+                JobState.FAILED, None, f"killed by {sig} before it recorded an exit code"
+            )
         if not Path(files.marker("job.started")).exists():
             return Outcome(JobState.FAILED, None, "the job never started (interrupted submission)")
         return Outcome(JobState.LOST, None, "the job's process is gone and left no exit code")
@@ -187,9 +190,13 @@ class LocalBackend(Backend):
         cancel_sh = Path(self.files(job).marker("cancel.sh"))
         if cancel_sh.exists():
             proc = await asyncio.create_subprocess_exec(
-                "/bin/bash", str(cancel_sh), cwd=cancel_sh.parent,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+                "/bin/bash",
+                str(cancel_sh),
+                cwd=cancel_sh.parent,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
             )
             try:
                 await asyncio.wait_for(proc.wait(), timeout=grace or None)
@@ -225,10 +232,8 @@ class LocalBackend(Backend):
 
 
 def _killpg(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)  # the job leads its own session and process group
-    except ProcessLookupError:
-        pass
 
 
 def _read_pid(path: str) -> int | None:

@@ -41,18 +41,26 @@ def _fail(message: str, code: int) -> None:
 
 
 def json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, envvar="JOBGATE_JSON",
-                        help="Print JSON instead of a table.")(f)
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        envvar="JOBGATE_JSON",
+        help="Print JSON instead of a table.",
+    )(f)
 
 
-@click.group(cls=_Group, context_settings={"auto_envvar_prefix": "JOBGATE",
-                                           "help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Group,
+    context_settings={"auto_envvar_prefix": "JOBGATE", "help_option_names": ["-h", "--help"]},
+)
 @click.option("--home", envvar="JOBGATE_HOME", help="Where jobgate keeps its store and runs.")
 @click.option("--config", "config_path", envvar="JOBGATE_CONFIG", help="Path to jobgate.toml.")
 @click.option("--database-url", envvar="JOBGATE_DATABASE_URL", help="SQLAlchemy URL of the store.")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, config_path: str | None,
-        database_url: str | None) -> None:
+def cli(
+    ctx: click.Context, home: str | None, config_path: str | None, database_url: str | None
+) -> None:
     """jobgate: one gateway for batch jobs."""
     ctx.obj = {"home": home, "config_path": config_path, "database_url": database_url}
 
@@ -74,7 +82,9 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     return out
 
 
-def _spec(script: str, args: tuple[str, ...], is_exec: bool, opts: dict[str, Any]) -> dict[str, Any]:
+def _spec(
+    script: str, args: tuple[str, ...], is_exec: bool, opts: dict[str, Any]
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"arguments": list(args)}
     if is_exec:
         spec["executable"] = script
@@ -86,18 +96,33 @@ def _spec(script: str, args: tuple[str, ...], is_exec: bool, opts: dict[str, Any
             raise SpecError("script", f"no such file: {script}")
         spec["script"] = path.read_text()
         spec.setdefault("name", path.name)
-    resources = {k: v for k, v in {
-        "walltime": opts["time"], "cpus_per_task": opts["cpus"], "memory": opts["mem"],
-        "gpus": opts["gpus"], "nodes": opts["nodes"], "tasks": opts["tasks"],
-        "partition": opts["partition"], "account": opts["account"],
-    }.items() if v is not None}
+    resources = {
+        k: v
+        for k, v in {
+            "walltime": opts["time"],
+            "cpus_per_task": opts["cpus"],
+            "memory": opts["mem"],
+            "gpus": opts["gpus"],
+            "nodes": opts["nodes"],
+            "tasks": opts["tasks"],
+            "partition": opts["partition"],
+            "account": opts["account"],
+        }.items()
+        if v is not None
+    }
     inputs = [dict(zip(("source", "target"), i.split(":", 1), strict=False)) for i in opts["input"]]
-    spec.update({
-        "destination": opts["dest"], "environment": _pairs(opts["env"], "environment"),
-        "labels": _pairs(opts["label"], "labels"), "input_files": inputs,
-        "output_files": list(opts["output"]), "resources": resources,
-        "directory": opts["workdir"], "idempotency_key": opts["idempotency_key"],
-    })
+    spec.update(
+        {
+            "destination": opts["dest"],
+            "environment": _pairs(opts["env"], "environment"),
+            "labels": _pairs(opts["label"], "labels"),
+            "input_files": inputs,
+            "output_files": list(opts["output"]),
+            "resources": resources,
+            "directory": opts["workdir"],
+            "idempotency_key": opts["idempotency_key"],
+        }
+    )
     if opts["name"]:
         spec["name"] = opts["name"]
     return {k: v for k, v in spec.items() if v not in (None, [], {})}
@@ -107,8 +132,12 @@ def submit_options(f: F) -> F:
     options = [
         click.argument("script"),
         click.argument("args", nargs=-1),
-        click.option("--exec", "is_exec", is_flag=True,
-                     help="SCRIPT is an executable to run with ARGS, not a script file."),
+        click.option(
+            "--exec",
+            "is_exec",
+            is_flag=True,
+            help="SCRIPT is an executable to run with ARGS, not a script file.",
+        ),
         click.option("-d", "--dest", envvar="JOBGATE_DEST", help="Destination name."),
         click.option("-n", "--name"),
         click.option("-t", "--time", help="Walltime: 90 (minutes), 1:30:00, 2-00:00:00, 30s."),
@@ -136,8 +165,16 @@ def submit_options(f: F) -> F:
 @click.option("-w", "--wait", is_flag=True, help="Wait for the job to end; exit with its code.")
 @json_option
 @click.pass_context
-def submit(ctx: click.Context, script: str, args: tuple[str, ...], is_exec: bool, wait: bool,
-           as_json: bool, **opts: Any) -> None:
+def submit(
+    ctx: click.Context,
+    /,
+    script: str,
+    args: tuple[str, ...],
+    is_exec: bool,
+    wait: bool,
+    as_json: bool,
+    **opts: Any,
+) -> None:
     """Submit SCRIPT (a file, or - for stdin) and print the job id."""
     gw = gateway(ctx)
     job = gw.submit(_spec(script, args, is_exec, opts))
@@ -156,7 +193,9 @@ def submit(ctx: click.Context, script: str, args: tuple[str, ...], is_exec: bool
 @cli.command()
 @submit_options
 @click.pass_context
-def run(ctx: click.Context, script: str, args: tuple[str, ...], is_exec: bool, **opts: Any) -> None:
+def run(
+    ctx: click.Context, /, script: str, args: tuple[str, ...], is_exec: bool, **opts: Any
+) -> None:
     """Submit SCRIPT, stream its output live, and exit with its exit code."""
     job = gateway(ctx).submit(_spec(script, args, is_exec, opts))
     try:
@@ -208,11 +247,23 @@ def _print_job(job: Job, as_json: bool) -> None:
 @click.option("--limit", type=int, default=50, show_default=True)
 @json_option
 @click.pass_context
-def ls(ctx: click.Context, state: tuple[str, ...], dest: str | None, label: tuple[str, ...],
-       name: str | None, limit: int, as_json: bool) -> None:
+def ls(
+    ctx: click.Context,
+    state: tuple[str, ...],
+    dest: str | None,
+    label: tuple[str, ...],
+    name: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """List jobs, newest first."""
-    jobs = gateway(ctx).list(state=list(state) or None, destination=dest,
-                             label=_pairs(label, "labels") or None, name=name, limit=limit)
+    jobs = gateway(ctx).list(
+        state=list(state) or None,
+        destination=dest,
+        label=_pairs(label, "labels") or None,
+        name=name,
+        limit=limit,
+    )
     records = [j.record for j in jobs]
     if as_json:
         render.print_json([render.public(r) for r in records])
@@ -276,8 +327,9 @@ def cancel(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
 @click.option("--timeout", type=float, help="Give up after this many seconds (exit 124).")
 @json_option
 @click.pass_context
-def wait_cmd(ctx: click.Context, job_ids: tuple[str, ...], timeout: float | None,
-             as_json: bool) -> None:
+def wait_cmd(
+    ctx: click.Context, job_ids: tuple[str, ...], timeout: float | None, as_json: bool
+) -> None:
     """Wait for jobs to end; exit 0 if all COMPLETED, 1 if not, 124 on timeout."""
     from jobgate.cli.waiting import wait_all
 
@@ -302,9 +354,16 @@ def destinations(ctx: click.Context, as_json: bool) -> None:
     for d in gw.config.destinations.values():
         c = counts.get(d.name, {})
         active = sum(n for s, n in c.items() if s.active)
-        rows.append({"name": d.name, "scheduler": d.scheduler, "transport": d.transport,
-                     "capacity": d.capacity, "active": active,
-                     "queued": c.get(JobState.QUEUED, 0)})
+        rows.append(
+            {
+                "name": d.name,
+                "scheduler": d.scheduler,
+                "transport": d.transport,
+                "capacity": d.capacity,
+                "active": active,
+                "queued": c.get(JobState.QUEUED, 0),
+            }
+        )
     if as_json:
         render.print_json(rows)
         return

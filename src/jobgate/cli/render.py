@@ -14,8 +14,12 @@ from jobgate.states import JobState
 
 console = Console(highlight=False, soft_wrap=True)
 _STYLE = {
-    JobState.COMPLETED: "green", JobState.FAILED: "red", JobState.CANCELLED: "yellow",
-    JobState.TIMEOUT: "red", JobState.LOST: "magenta", JobState.REJECTED: "red",
+    JobState.COMPLETED: "green",
+    JobState.FAILED: "red",
+    JobState.CANCELLED: "yellow",
+    JobState.TIMEOUT: "red",
+    JobState.LOST: "magenta",
+    JobState.REJECTED: "red",
     JobState.RUNNING: "cyan",
 }
 
@@ -48,23 +52,40 @@ def jobs_table(records: list[JobRecord]) -> None:
     for col in ("ID", "NAME", "DEST", "STATE", "EXIT", "NATIVE", "CREATED"):
         table.add_column(col, no_wrap=True)
     for r in records:
-        table.add_row(r.id, r.name or "-", r.destination, state_text(r.state),
-                      "-" if r.exit_code is None else str(r.exit_code), r.native_id or "-",
-                      age(r.created_at))
+        table.add_row(
+            r.id,
+            r.name or "-",
+            r.destination,
+            state_text(r.state),
+            "-" if r.exit_code is None else str(r.exit_code),
+            r.native_id or "-",
+            age(r.created_at),
+        )
     console.print(table)
 
 
 def job_detail(r: JobRecord) -> None:
     rows = [
-        ("id", r.id), ("name", r.name or "-"), ("state", state_text(r.state)),
+        ("id", r.id),
+        ("name", r.name or "-"),
+        ("state", state_text(r.state)),
         ("exit code", "-" if r.exit_code is None else str(r.exit_code)),
-        ("reason", r.reason or "-"), ("destination", r.destination), ("owner", r.owner),
-        ("native id", r.native_id or "-"), ("host", r.host or "-"),
+        ("reason", r.reason or "-"),
+        ("destination", r.destination),
+        ("owner", r.owner),
+        ("native id", r.native_id or "-"),
+        ("host", r.host or "-"),
         ("labels", ", ".join(f"{k}={v}" for k, v in r.labels.items()) or "-"),
     ]
-    rows += [(f"{what}", v.isoformat(timespec="milliseconds") if v else "-") for what, v in (
-        ("created", r.created_at), ("submitted", r.submitted_at), ("started", r.started_at),
-        ("finished", r.finished_at))]
+    rows += [
+        (f"{what}", v.isoformat(timespec="milliseconds") if v else "-")
+        for what, v in (
+            ("created", r.created_at),
+            ("submitted", r.submitted_at),
+            ("started", r.started_at),
+            ("finished", r.finished_at),
+        )
+    ]
     for key, value in rows:
         console.print(f"[bold]{key:>12}[/]  {value}")
 

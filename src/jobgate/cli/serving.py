@@ -11,7 +11,9 @@ from jobgate.sdk import AsyncGateway
 
 
 def serve_forever(options: dict[str, Any]) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(_serve(options))  # the stdlib loop: uvloop spawns processes 4x slower here
 
 
@@ -23,9 +25,13 @@ async def _serve(options: dict[str, Any]) -> None:
     async with AsyncGateway(**options, supervise=True) as gw:
         cfg = gw.config
         log = logging.getLogger("jobgate.serve")
-        log.info("gateway %s running: home=%s store=%s destinations=%s",
-                 gw.supervisor.gateway_id if gw.supervisor else "-", cfg.home,
-                 _redact(cfg.database_url), ", ".join(cfg.destinations))
+        log.info(
+            "gateway %s running: home=%s store=%s destinations=%s",
+            gw.supervisor.gateway_id if gw.supervisor else "-",
+            cfg.home,
+            _redact(cfg.database_url),
+            ", ".join(cfg.destinations),
+        )
         await stop.wait()
         log.info("stopping; running jobs keep running and are re-attached on the next start")
 

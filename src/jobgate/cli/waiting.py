@@ -11,13 +11,21 @@ from jobgate.sdk import Gateway
 from jobgate.spec import JobRecord
 
 
-def wait_all(gw: Gateway, job_ids: list[str], timeout: float | None,
-             progress: bool) -> list[JobRecord]:
+def wait_all(
+    gw: Gateway, job_ids: list[str], timeout: float | None, progress: bool
+) -> list[JobRecord]:
     jobs = [gw.get(i) for i in job_ids]  # unknown ids fail before any waiting
     deadline = None if timeout is None else time.monotonic() + timeout
     show = progress and len(jobs) > 1
-    bar = Progress(TextColumn("waiting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=True, disable=not show)
+    bar = Progress(
+        TextColumn("waiting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not show,
+    )
     records = []
     with bar:
         task = bar.add_task("jobs", total=len(jobs))

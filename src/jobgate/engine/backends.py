@@ -32,8 +32,10 @@ class Backends:
 
             return LocalBackend(dest, self.sink, base_dir)
         if dest.scheduler == "local":
-            raise ConfigError(f"destinations.{dest.name}.scheduler",
-                              "use scheduler = 'ssh' to run jobs directly on an SSH host")
+            raise ConfigError(
+                f"destinations.{dest.name}.scheduler",
+                "use scheduler = 'ssh' to run jobs directly on an SSH host",
+            )
         transport = self._transport(dest)
         if dest.transport == "ssh" or dest.scheduler == "ssh":
             base_dir = dest.remote_dir or ".jobgate/runs"  # relative: under the remote home
@@ -55,7 +57,9 @@ class Backends:
     def _transport(dest: Destination) -> Transport:
         if dest.transport == "ssh" or dest.scheduler == "ssh":
             if not dest.host:
-                raise ConfigError(f"destinations.{dest.name}.host", "an SSH destination needs a host")
+                raise ConfigError(
+                    f"destinations.{dest.name}.host", "an SSH destination needs a host"
+                )
             from jobgate.transports.ssh import SSHTransport
 
             return SSHTransport(dest)

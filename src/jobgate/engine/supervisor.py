@@ -8,11 +8,13 @@ State lives in the store, never only here: a `kill -9` loses nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from jobgate.backends.base import Backend, Outcome, Submitted
 from jobgate.backends.local import process_start
@@ -108,10 +110,8 @@ class Supervisor:
             if more:
                 await asyncio.sleep(0)  # let exits be handled between claim batches
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK_S)
-            except TimeoutError:
-                pass
 
     # -- admission and submission -------------------------------------------------------
 
@@ -240,12 +240,13 @@ class Supervisor:
                 if found is None:  # never handed over: safe to submit now
                     await self._submit(backend, job)
                     continue
-                job = self._record_submitted(job, found)
+                await backend.attach(self._record_submitted(job, found))
+                continue
             await backend.attach(job)
         self._flush()
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -6,6 +6,7 @@ one transaction; batches of changes share a transaction (one commit for many job
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import time
@@ -132,7 +133,10 @@ class Store:
                 if record.labels:
                     conn.execute(
                         insert(job_labels),
-                        [{"job_id": record.id, "key": k, "value": v} for k, v in record.labels.items()],
+                        [
+                            {"job_id": record.id, "key": k, "value": v}
+                            for k, v in record.labels.items()
+                        ],
                     )
                 self._event(conn, record.id, record.state.value, message, {}, now)
         except IntegrityError:
@@ -154,12 +158,12 @@ class Store:
             raise NotFoundError(f"no job {job_id!r}")
         return _record(row)
 
-    def get_many(self, job_ids: Sequence[str]) -> list[JobRecord]:
+    def get_many(self, job_ids: Sequence[str]) -> builtins.list[JobRecord]:
         with self._read() as conn:
             rows = conn.execute(select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
         return [_record(r) for r in rows]
 
-    def list(
+    def list_jobs(
         self,
         *,
         state: Iterable[JobState] | None = None,
@@ -169,7 +173,7 @@ class Store:
         name: str | None = None,
         before: str | None = None,
         limit: int = 100,
-    ) -> list[JobRecord]:
+    ) -> builtins.list[JobRecord]:
         """Newest first; `before` is a job id to page from (ids sort by time)."""
         query = select(jobs)
         states = [s.value for s in state] if state is not None else None
@@ -214,7 +218,9 @@ class Store:
     def release(self, gateway_id: str) -> None:
         """A supervisor stopping cleanly lets go of its jobs (they keep running)."""
         with self._write() as conn:
-            conn.execute(update(jobs).where(jobs.c.gateway_id == gateway_id).values(gateway_id=None))
+            conn.execute(
+                update(jobs).where(jobs.c.gateway_id == gateway_id).values(gateway_id=None)
+            )
             conn.execute(delete(gateways).where(gateways.c.id == gateway_id))
 
     def counts(self, destination: str | None = None) -> dict[str, dict[JobState, int]]:
@@ -229,7 +235,7 @@ class Store:
                 out.setdefault(dest, {})[JobState(state)] = n
         return out
 
-    def stop_requests(self, destination: str, gateway_id: str) -> list[tuple[str, str]]:
+    def stop_requests(self, destination: str, gateway_id: str) -> builtins.list[tuple[str, str]]:
         """(job id, stop reason) of this supervisor's active jobs someone asked to stop."""
         with self._read() as conn:
             rows = conn.execute(
@@ -247,7 +253,7 @@ class Store:
     def transition(self, t: Transition) -> bool:
         return self.apply([t])[0]
 
-    def apply(self, changes: Sequence[Transition]) -> list[bool]:
+    def apply(self, changes: Sequence[Transition]) -> builtins.list[bool]:
         """Apply guarded transitions in one transaction; True for each that took."""
         if not changes:
             return []
@@ -275,7 +281,7 @@ class Store:
 
     def claim(
         self, destination: str, capacity: int, limit: int, gateway_id: str
-    ) -> list[JobRecord]:
+    ) -> builtins.list[JobRecord]:
         """Move up to min(limit, free capacity) QUEUED jobs to STAGING_IN, oldest first.
 
         Counting and claiming share one locked transaction, so capacity holds across
@@ -283,9 +289,7 @@ class Store:
         """
         with self._write() as conn:
             if not self.is_sqlite:
-                conn.execute(
-                    text("SELECT pg_advisory_xact_lock(hashtext(:d))"), {"d": destination}
-                )
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:d))"), {"d": destination})
             active = conn.execute(
                 select(func.count()).where(
                     jobs.c.destination == destination,
@@ -307,16 +311,28 @@ class Store:
                 for r in rows
                 if self._apply_one(
                     conn,
-                    Transition(r.id, JobState.STAGING_IN, "admitted", expect=_QUEUED,
-                               fields={"gateway_id": gateway_id}),
+                    Transition(
+                        r.id,
+                        JobState.STAGING_IN,
+                        "admitted",
+                        expect=_QUEUED,
+                        fields={"gateway_id": gateway_id},
+                    ),
                     now,
                 )
             ]
         return [_record(r, state=JobState.STAGING_IN) for r in claimed]
 
-    def set_fields(self, job_id: str, *, event_type: str | None = None, message: str = "",
-                   data: dict[str, Any] | None = None, only_active: bool = False,
-                   **values: Any) -> bool:
+    def set_fields(
+        self,
+        job_id: str,
+        *,
+        event_type: str | None = None,
+        message: str = "",
+        data: dict[str, Any] | None = None,
+        only_active: bool = False,
+        **values: Any,
+    ) -> bool:
         """Update non-state fields (native id, stop reason, ...), with an optional event."""
         if "backend_data" in values:
             values["backend_data"] = _dumps(values["backend_data"])
@@ -332,8 +348,9 @@ class Store:
                 self._event(conn, job_id, event_type, message, data or {}, now)
         return True
 
-    def add_event(self, job_id: str, type_: str, message: str = "",
-                  data: dict[str, Any] | None = None) -> None:
+    def add_event(
+        self, job_id: str, type_: str, message: str = "", data: dict[str, Any] | None = None
+    ) -> None:
         self.add_events([(job_id, type_, message, data or {})])
 
     def add_events(self, items: Sequence[tuple[str, str, str, dict[str, Any]]]) -> None:
@@ -342,15 +359,27 @@ class Store:
             for job_id, type_, message, data in items:
                 self._event(conn, job_id, type_, message, data, now)
 
-    def _event(self, conn: Connection, job_id: str, type_: str, message: str,
-               data: dict[str, Any], now: float) -> None:
+    def _event(
+        self,
+        conn: Connection,
+        job_id: str,
+        type_: str,
+        message: str,
+        data: dict[str, Any],
+        now: float,
+    ) -> None:
         conn.execute(
             insert(job_events),
-            {"job_id": job_id, "time": now, "type": type_, "message": message,
-             "data": _dumps(data)},
+            {
+                "job_id": job_id,
+                "time": now,
+                "type": type_,
+                "message": message,
+                "data": _dumps(data),
+            },
         )
 
-    def events(self, job_id: str, after: int = 0) -> list[JobEvent]:
+    def events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
         with self._read() as conn:
             rows = conn.execute(
                 select(job_events)
@@ -358,8 +387,14 @@ class Store:
                 .order_by(job_events.c.seq)
             ).all()
         return [
-            JobEvent(seq=r.seq, job_id=r.job_id, time=ts(r.time), type=r.type,
-                     message=r.message, data=json.loads(r.data))
+            JobEvent(
+                seq=r.seq,
+                job_id=r.job_id,
+                time=ts(r.time),
+                type=r.type,
+                message=r.message,
+                data=json.loads(r.data),
+            )
             for r in rows
         ]
 
@@ -372,10 +407,18 @@ class Store:
                 update(gateways).where(gateways.c.id == gateway_id).values(heartbeat_at=now)
             ).rowcount
             if not done:
-                conn.execute(insert(gateways), {"id": gateway_id, "host": host, "pid": os.getpid(),
-                                                "started_at": now, "heartbeat_at": now})
+                conn.execute(
+                    insert(gateways),
+                    {
+                        "id": gateway_id,
+                        "host": host,
+                        "pid": os.getpid(),
+                        "started_at": now,
+                        "heartbeat_at": now,
+                    },
+                )
 
-    def gateways(self) -> list[Row[Any]]:
+    def gateways(self) -> builtins.list[Row[Any]]:
         with self._read() as conn:
             return list(conn.execute(select(gateways)).all())
 
@@ -386,12 +429,23 @@ _QUEUED = frozenset({JobState.QUEUED})
 def _record(row: Row[Any], state: JobState | None = None) -> JobRecord:
     m = row._mapping
     return JobRecord(
-        id=m["id"], name=m["name"], owner=m["owner"], destination=m["destination"],
-        state=state or JobState(m["state"]), native_id=m["native_id"],
-        exit_code=m["exit_code"], reason=m["reason"], host=m["host"], run_dir=m["run_dir"],
-        labels=json.loads(m["labels"]), spec=JobSpec.model_validate_json(m["spec"]),
-        created_at=ts(m["created_at"]), queued_at=ts(m["queued_at"]),
-        submitted_at=ts(m["submitted_at"]), started_at=ts(m["started_at"]),
-        finished_at=ts(m["finished_at"]), stop_reason=m["stop_reason"],
+        id=m["id"],
+        name=m["name"],
+        owner=m["owner"],
+        destination=m["destination"],
+        state=state or JobState(m["state"]),
+        native_id=m["native_id"],
+        exit_code=m["exit_code"],
+        reason=m["reason"],
+        host=m["host"],
+        run_dir=m["run_dir"],
+        labels=json.loads(m["labels"]),
+        spec=JobSpec.model_validate_json(m["spec"]),
+        created_at=ts(m["created_at"]),
+        queued_at=ts(m["queued_at"]),
+        submitted_at=ts(m["submitted_at"]),
+        started_at=ts(m["started_at"]),
+        finished_at=ts(m["finished_at"]),
+        stop_reason=m["stop_reason"],
         backend_data=json.loads(m["backend_data"]),
     )

@@ -21,7 +21,11 @@ class CommandResult:
 class Transport(ABC):
     @abstractmethod
     async def run(
-        self, argv: list[str], *, input: str | None = None, timeout: float = 60.0,
+        self,
+        argv: list[str],
+        *,
+        input: str | None = None,
+        timeout: float = 60.0,
         cwd: str | None = None,
     ) -> CommandResult:
         """Run a command to completion; a timeout or a lost connection is TransientError."""

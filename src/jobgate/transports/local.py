@@ -13,14 +13,20 @@ from jobgate.transports.base import CommandResult, Transport
 
 class LocalTransport(Transport):
     async def run(
-        self, argv: list[str], *, input: str | None = None, timeout: float = 60.0,
+        self,
+        argv: list[str],
+        *,
+        input: str | None = None,
+        timeout: float = 60.0,
         cwd: str | None = None,
     ) -> CommandResult:
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, cwd=cwd,
+                *argv,
+                cwd=cwd,
                 stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
         except FileNotFoundError as exc:
             raise TransientError(f"{argv[0]}: command not found") from exc
@@ -32,8 +38,9 @@ class LocalTransport(Transport):
             proc.kill()
             await proc.wait()
             raise TransientError(f"{argv[0]} did not answer within {timeout:.0f} s") from None
-        return CommandResult(proc.returncode or 0, out.decode(errors="replace"),
-                             err.decode(errors="replace"))
+        return CommandResult(
+            proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+        )
 
     async def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         p = Path(path)
