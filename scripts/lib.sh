@@ -5,7 +5,7 @@
 #   /run/jobgate-test        pid files of what *we* started (the down scripts stop only these)
 #   /var/lib/jobgate-test    data, keys, and the env files tests source (pg.env, slurm.env, ssh.env, services.env)
 #   /var/log/jobgate-test    logs
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the JG_* paths are used by the scripts that source this
 
 JG_RUN=/run/jobgate-test
 JG_VAR=/var/lib/jobgate-test
@@ -67,16 +67,26 @@ wait_for() {
 # detach LOGFILE CMD... -> run CMD in a new session with stdin=/dev/null, stdout/stderr appended to
 # LOGFILE, and every other inherited fd closed. Daemons otherwise keep the caller's pipes open
 # (make's jobserver, a CI runner's `| tee`, ...) and whoever reads them never sees EOF.
-# Runs in the foreground: use it on daemons that fork themselves, or add `&` for those that do not.
+# By default waits for CMD (daemons that fork themselves); --bg for those that do not (mariadbd).
+# Not `detach ... &`: that forks a copy of the calling script which waits for the daemon forever and
+# keeps the caller's stdout open (seen: `out=$(services-up.sh)` hung until mariadbd stopped).
 detach() {
-  local logf=$1; shift
-  (
-    for fd in /proc/self/fd/*; do
-      fd=${fd##*/}
-      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
-    done
-    exec setsid "$@" </dev/null >>"$logf" 2>&1
-  )
+  local bg=0 logf
+  if [ "$1" = --bg ]; then bg=1; shift; fi
+  logf=$1; shift
+  if [ "$bg" = 1 ]; then
+    ( _close_fds; exec setsid "$@" </dev/null >>"$logf" 2>&1 ) &
+  else
+    ( _close_fds; exec setsid "$@" </dev/null >>"$logf" 2>&1 )
+  fi
+}
+_close_fds() {
+  local fd
+  for fd in /proc/self/fd/*; do     # /proc/self = this subshell
+    fd=${fd##*/}
+    [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+  done
+  return 0
 }
 
 # port_busy PORT -> 0 if something accepts TCP connections on 127.0.0.1:PORT (bash /dev/tcp: no ss/netstat needed).
@@ -102,13 +112,15 @@ apt_ensure() {
     || die "apt-get install ${missing[*]} failed, see $JG_LOG/apt.log"
 }
 
-# write_if_changed FILE -> write stdin to FILE only if different; 0 if it changed, 1 if not
+# write_if_changed FILE [VAR] -> write stdin to FILE only if its content differs; if it did and VAR is
+# given, set VAR=1 (callers restart/reload their daemon then). Always returns 0.
 write_if_changed() {
   local tmp
   tmp=$(mktemp "$1.XXXXXX")
   cat >"$tmp"
-  if [ -f "$1" ] && cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 1; fi
+  if [ -f "$1" ] && cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 0; fi
   mv -f "$tmp" "$1"
+  [ -z "${2:-}" ] || printf -v "$2" 1
 }
 
 # write_env FILE -> atomically replace FILE with stdin (KEY=value lines, for `set -a; . FILE` or dotenv)

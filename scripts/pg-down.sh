@@ -5,6 +5,7 @@
 set -euo pipefail
 JG_NAME=pg-down
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 PURGE=0
 for a in "$@"; do
@@ -16,7 +17,6 @@ done
 
 PGDATA=$JG_VAR/pg
 SOCKDIR=$JG_VAR/pg-run
-PORT=55432
 cd /
 
 rm -f "$JG_VAR/pg.env" "$JG_VAR/services.env"   # tests must not think the database is there

@@ -13,6 +13,7 @@
 set -euo pipefail
 JG_NAME=pg-up
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 
 PORT=55432
@@ -42,8 +43,8 @@ if [ -z "$BIN" ]; then
 fi
 [ -s "$PGDATA/PG_VERSION" ] && [ ! -x "$BIN/postgres" ] && die "$PGDATA is PG $(cat "$PGDATA/PG_VERSION") but its binaries are gone"
 pgc() { detach "$JG_LOG/pg_ctl.log" runuser -u postgres -- "$BIN/pg_ctl" -D "$PGDATA" "$@"; }
-# admin psql over the unix socket as the OS user postgres (peer auth)
-psql_admin() { runuser -u postgres -- "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCKDIR" -p "$PORT" -d postgres "$@"; }
+# admin psql (SQL on stdin) over the unix socket as the OS user postgres (peer auth)
+psql_admin() { runuser -u postgres -- "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCKDIR" -p "$PORT" -d postgres; }
 
 # ---------------------------------------------------------------- 2. cluster
 mkdir -p "$JG_VAR" "$JG_LOG" "$JG_RUN"
@@ -65,7 +66,7 @@ fi
 CHANGED=0
 # Settings live in our own file, included from postgresql.conf (last one wins).
 # fsync/synchronous_commit/full_page_writes off: a throwaway test database; speed beats crash safety.
-write_if_changed "$PGDATA/jobgate-test.conf" <<EOF && CHANGED=1 || true
+write_if_changed "$PGDATA/jobgate-test.conf" CHANGED <<EOF
 # written by scripts/pg-up.sh
 listen_addresses = '127.0.0.1'
 port = $PORT
@@ -76,7 +77,7 @@ synchronous_commit = off
 full_page_writes = off
 EOF
 # trust on 127.0.0.1 only (no ::1, no other host); the unix socket only lets OS user postgres in as postgres
-write_if_changed "$PGDATA/pg_hba.conf" <<EOF && CHANGED=1 || true
+write_if_changed "$PGDATA/pg_hba.conf" CHANGED <<EOF
 # written by scripts/pg-up.sh
 # TYPE  DATABASE  USER      ADDRESS       METHOD
 local   all       postgres                peer

@@ -6,6 +6,7 @@
 set -euo pipefail
 JG_NAME=services-down
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 for a in "$@"; do [ "$a" = --purge ] || die "unknown option $a (use --purge)"; done
 

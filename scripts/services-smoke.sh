@@ -4,16 +4,19 @@
 set -uo pipefail
 ENVF=/var/lib/jobgate-test/services.env
 [ -s "$ENVF" ] || { echo "FAIL - $ENVF missing: run scripts/services-up.sh"; exit 1; }
-set -a; . "$ENVF"; set +a
+set -a
+# shellcheck source=/dev/null
+. "$ENVF"
+set +a
 pass=0; fail=0
 ok()  { echo "ok   - $*"; pass=$((pass + 1)); }
 bad() { echo "FAIL - $*"; fail=$((fail + 1)); }
 check() { local name=$1; shift; if "$@" >/dev/null 2>&1; then ok "$name"; else bad "$name"; fi; }
 # wait_state JOBID STATE: poll squeue (all states) up to 30 s
-wait_state() { local i s; for i in $(seq 150); do s=$(squeue -h -t all -j "$1" -o %T 2>/dev/null)
+wait_state() { local _ s; for _ in $(seq 150); do s=$(squeue -h -t all -j "$1" -o %T 2>/dev/null)
   [ "$s" = "$2" ] && return 0; sleep 0.2; done; return 1; }
 # wait_sacct JOBID FIELDS EXPECTED: poll sacct up to 20 s (it lags squeue by up to a few seconds)
-wait_sacct() { local i; for i in $(seq 100); do [ "$(sacct -X -n -P -j "$1" -o "$2" 2>/dev/null)" = "$3" ] && return 0
+wait_sacct() { local _; for _ in $(seq 100); do [ "$(sacct -X -n -P -j "$1" -o "$2" 2>/dev/null)" = "$3" ] && return 0
   sleep 0.2; done; echo "sacct: $(sacct -X -n -P -j "$1" -o "$2")" >&2; return 1; }
 SSH=(ssh -p "$JOBGATE_TEST_SSH_PORT" -i "$JOBGATE_TEST_SSH_KEY" -o IdentitiesOnly=yes -o BatchMode=yes
      -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$JOBGATE_TEST_SSH_KNOWN_HOSTS"

@@ -9,15 +9,18 @@
 set -euo pipefail
 JG_NAME=services-up
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 
 ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }   # wall clock in milliseconds
 T0=$(ms)
-rm -f "$JG_VAR/services.env"      # stays absent unless all three came up
 for s in pg slurm ssh; do
   t=$(ms)
   # pg-up prints the URL on stdout; keep our stdout for the summary below
-  "$HERE/$s-up.sh" >/dev/null || die "$s-up.sh failed (exit $?); services.env not written"
+  if ! "$HERE/$s-up.sh" >/dev/null; then
+    rm -f "$JG_VAR/services.env"    # absent unless all three are up
+    die "$s-up.sh failed; services.env removed"
+  fi
   log "$s up ($(($(ms) - t)) ms)"
 done
 

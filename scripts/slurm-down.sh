@@ -9,6 +9,7 @@
 set -euo pipefail
 JG_NAME=slurm-down
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 KEEP_MUNGE=0; PURGE=0
 for a in "$@"; do

@@ -15,6 +15,7 @@
 set -euo pipefail
 JG_NAME=slurm-up
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 
 CLUSTER=jgcluster
@@ -45,10 +46,10 @@ apt_ensure munge slurmctld slurmd slurm-client slurmdbd mariadb-server slurm-wlm
 head -n1 /usr/bin/qsub | grep -q perl || die "/usr/bin/qsub is not Slurm's Perl PBS wrapper"
 # spank_pbs sets PBS_JOBID, PBS_JOBNAME, PBS_O_WORKDIR... in jobs; without it they are empty.
 # Debian's /etc/slurm/plugstack.conf includes plugstack.conf.d/*.conf.
-SPANK_PBS=$(ls /usr/lib/*/slurm-wlm/spank_pbs.so 2>/dev/null | head -n1)
+SPANK_PBS=$(find /usr/lib -path "*/slurm-wlm/spank_pbs.so" -print -quit)
 [ -n "$SPANK_PBS" ] || die "spank_pbs.so not found (package slurm-wlm-torque)"
 mkdir -p /etc/slurm/plugstack.conf.d
-write_if_changed /etc/slurm/plugstack.conf.d/pbs.conf <<<"required $SPANK_PBS" || true
+write_if_changed /etc/slurm/plugstack.conf.d/pbs.conf <<<"required $SPANK_PBS"
 chmod 644 /etc/slurm/plugstack.conf.d/pbs.conf
 grep -qs 'plugstack.conf.d' /etc/slurm/plugstack.conf || echo "include /etc/slurm/plugstack.conf.d/*.conf" >>/etc/slurm/plugstack.conf
 
@@ -68,7 +69,7 @@ install -d -m 755 -o mysql -g mysql "$MYRUN"
 
 # ---------------------------------------------------------------- 2. config
 CHANGED=0
-write_if_changed "$CONF" <<EOF && CHANGED=1 || true
+write_if_changed "$CONF" CHANGED <<EOF
 # written by jobgate scripts/slurm-up.sh - one-node test cluster, no cgroups, no systemd
 ClusterName=$CLUSTER
 # explicit addresses: nothing depends on "$HOST" resolving
@@ -119,7 +120,7 @@ PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverS
 EOF
 chmod 644 "$CONF"
 # StorageHost=127.0.0.1, not localhost: the MySQL client library turns "localhost" into the default socket
-write_if_changed "$DBDCONF" <<EOF && CHANGED=1 || true
+write_if_changed "$DBDCONF" CHANGED <<EOF
 # written by jobgate scripts/slurm-up.sh
 AuthType=auth/munge
 DbdHost=$HOST
@@ -139,7 +140,9 @@ chown slurm:slurm "$DBDCONF"; chmod 600 "$DBDCONF"   # slurmdbd refuses a world-
 
 if [ "$CHANGED" = 1 ] && { alive "$JG_RUN/slurmctld.pid" slurmctld || alive "$JG_RUN/slurmd.pid" slurmd \
                            || alive "$JG_RUN/slurmdbd.pid" slurmdbd; }; then
-  log "config changed: restarting slurmd, slurmctld, slurmdbd (jobs survive)"
+  # Queued and running jobs survive a restart, except that a changed CPU layout (SLURM_CPUS) makes
+  # slurmctld abort and requeue jobs running on the node ("change in socket/core configuration").
+  log "config changed: restarting slurmd, slurmctld, slurmdbd"
   "$HERE/slurm-down.sh" --keep-munge
 fi
 
@@ -167,11 +170,11 @@ if ! alive "$MYRUN/mariadbd.pid" mariadbd; then
       --skip-test-db >>"$SLOG/mariadb-install.log" 2>&1 || die "mariadb-install-db failed, see $SLOG/mariadb-install.log"
   fi
   rm -f "$MYRUN/mariadbd.pid"
-  # --no-defaults: ignore /etc/mysql (system datadir, socket, port). Does not fork itself, hence "&".
+  # --no-defaults: ignore /etc/mysql (system datadir, socket, port). Does not fork itself, hence --bg.
   # skip-name-resolve: TCP clients from 127.0.0.1 match 'user'@'127.0.0.1' without DNS.
-  detach "$SLOG/mariadbd.log" /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$MYDATA" \
+  detach --bg "$SLOG/mariadbd.log" /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$MYDATA" \
     --socket="$MYRUN/mysqld.sock" --pid-file="$MYRUN/mariadbd.pid" --bind-address=127.0.0.1 --port="$MYPORT" \
-    --skip-name-resolve --innodb-buffer-pool-size=256M --innodb-lock-wait-timeout=900 &
+    --skip-name-resolve --innodb-buffer-pool-size=256M --innodb-lock-wait-timeout=900
   wait_for 60 my -e 'select 1' || die "mariadbd did not start, see $SLOG/mariadbd.log"
   wait_for 10 test -s "$MYRUN/mariadbd.pid"
   log "mariadbd pid $(cat "$MYRUN/mariadbd.pid") on 127.0.0.1:$MYPORT"
@@ -186,6 +189,7 @@ STARTED=0
 # They listen on 0.0.0.0:6819/6817/6818 (Slurm 22.05 has no bind address): another Slurm would clash.
 if ! alive "$JG_RUN/slurmdbd.pid" slurmdbd; then
   port_busy 6819 && die "port 6819 is taken by a slurmdbd that is not ours (another test cluster?): stop it first"
+  rm -f "$JG_RUN/slurmdbd.pid"     # stale (dead or zombie): else the wait below sees the old pid
   detach "$SLOG/startup.log" /usr/sbin/slurmdbd || die "slurmdbd failed, see $SLOG/slurmdbd.log"
   wait_for 60 sacctmgr -n show cluster || die "slurmdbd not answering, see $SLOG/slurmdbd.log"
   log "slurmdbd pid $(cat "$JG_RUN/slurmdbd.pid")"; STARTED=1
@@ -209,12 +213,14 @@ fi
 
 if ! alive "$JG_RUN/slurmctld.pid" slurmctld; then
   port_busy 6817 && die "port 6817 is taken by a slurmctld that is not ours (another test cluster?): stop it first"
+  rm -f "$JG_RUN/slurmctld.pid"     # stale (dead or zombie): else the wait below sees the old pid
   detach "$SLOG/startup.log" /usr/sbin/slurmctld || die "slurmctld failed, see $SLOG/slurmctld.log"
   wait_for 30 scontrol ping || die "slurmctld not answering, see $SLOG/slurmctld.log"
   log "slurmctld pid $(cat "$JG_RUN/slurmctld.pid")"; STARTED=1
 fi
 if ! alive "$JG_RUN/slurmd.pid" slurmd; then
   port_busy 6818 && die "port 6818 is taken by a slurmd that is not ours (another test cluster?): stop it first"
+  rm -f "$JG_RUN/slurmd.pid"     # stale (dead or zombie): else the wait below sees the old pid
   detach "$SLOG/startup.log" /usr/sbin/slurmd || die "slurmd failed, see $SLOG/slurmd.log"
   wait_for 30 test -s "$JG_RUN/slurmd.pid" || die "slurmd wrote no pid file, see $SLOG/slurmd.log"
   log "slurmd pid $(cat "$JG_RUN/slurmd.pid")"; STARTED=1

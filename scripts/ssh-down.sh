@@ -6,6 +6,7 @@
 set -euo pipefail
 JG_NAME=ssh-down
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 PURGE=0
 for a in "$@"; do

@@ -12,6 +12,7 @@
 set -euo pipefail
 JG_NAME=ssh-up
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 
 D=$JG_VAR/ssh
@@ -33,13 +34,13 @@ chmod 755 "$JG_VAR" "$D"
 [ -s "$D/id_ed25519" ]       || ssh-keygen -q -t ed25519 -N '' -C "$USER_NAME@jobgate-test" -f "$D/id_ed25519"
 chmod 600 "$D/id_ed25519" "$D/host_ed25519_key"
 install -d -m 700 -o "$USER_NAME" -g "$USER_NAME" "$H/.ssh"
-write_if_changed "$H/.ssh/authorized_keys" <"$D/id_ed25519.pub" || true
+write_if_changed "$H/.ssh/authorized_keys" <"$D/id_ed25519.pub"
 chown "$USER_NAME:$USER_NAME" "$H/.ssh/authorized_keys"; chmod 600 "$H/.ssh/authorized_keys"
-write_if_changed "$D/known_hosts" <<<"[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$D/host_ed25519_key.pub")" || true
+write_if_changed "$D/known_hosts" <<<"[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$D/host_ed25519_key.pub")"
 chmod 644 "$D/known_hosts"
 
 CHANGED=0
-write_if_changed "$D/sshd_config" <<EOF && CHANGED=1 || true
+write_if_changed "$D/sshd_config" CHANGED <<EOF
 # written by jobgate scripts/ssh-up.sh
 Port $PORT
 ListenAddress 127.0.0.1
@@ -61,7 +62,7 @@ LogLevel INFO
 EOF
 chmod 644 "$D/sshd_config"
 
-write_if_changed "$D/ssh_config" <<EOF || true
+write_if_changed "$D/ssh_config" <<EOF
 # written by jobgate scripts/ssh-up.sh; use: ssh -F $D/ssh_config jobgate-test CMD
 Host jobgate-test
   HostName 127.0.0.1
