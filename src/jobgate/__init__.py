@@ -13,6 +13,8 @@ from jobgate.sdk import AsyncGateway, Gateway, Job
 from jobgate.spec import FileStage, JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState
 
+__version__ = "0.1.0"
+
 __all__ = [
     "AsyncGateway",
     "Config",

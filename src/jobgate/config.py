@@ -43,6 +43,7 @@ class Destination(BaseModel):
     remote_dir: str | None = None  # run directories on the remote host
     poll_interval_s: float = Field(default=2.0, gt=0)
     cancel_grace_s: float = Field(default=5.0, ge=0)
+    max_submits: int = Field(default=8, ge=1)  # submit commands (sbatch, qsub) at once
 
     @field_validator("max_walltime_s", mode="before")
     @classmethod

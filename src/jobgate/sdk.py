@@ -193,9 +193,9 @@ class Gateway:
         )
         return [Job(self, r) for r in records]
 
-    def counts(self) -> dict[str, dict[JobState, int]]:
-        """Jobs per destination and state."""
-        return self._core.store.counts()
+    def destinations(self) -> builtins.list[dict[str, Any]]:
+        """Each destination with its capacity and load."""
+        return self._core.service.destinations()
 
     def cancel(self, job_id: str) -> Job:
         return Job(self, self._call(self._core.cancel(job_id)))

@@ -35,6 +35,12 @@ class JobService:
     # -- submit ---------------------------------------------------------------------------
 
     async def submit(self, spec: JobSpec | dict[str, Any], owner: str | None = None) -> JobRecord:
+        return (await self.submit_once(spec, owner))[0]
+
+    async def submit_once(
+        self, spec: JobSpec | dict[str, Any], owner: str | None = None
+    ) -> tuple[JobRecord, bool]:
+        """Submit; with an idempotency key seen before, the earlier job and False."""
         spec = JobSpec.parse(spec)
         owner = owner or getpass.getuser()
         dest = self.config.destination(spec.destination)
@@ -42,7 +48,8 @@ class JobService:
         if spec.idempotency_key:
             existing = self._same_request(owner, spec)
             if existing is not None:
-                return existing
+                return existing, False
+        now = datetime.now(UTC)
         record = JobRecord(
             id=new_id(),
             name=spec.name,
@@ -51,7 +58,8 @@ class JobService:
             state=JobState.QUEUED,
             labels=spec.labels,
             spec=spec,
-            created_at=datetime.now(UTC),
+            created_at=now,
+            queued_at=now,
         )
         try:
             self.store.insert_job(record, message=f"queued for {dest.name}")
@@ -59,10 +67,10 @@ class JobService:
             existing = self._same_request(owner, spec)
             if existing is None:
                 raise
-            return existing
+            return existing, False
         if self.supervisor is not None:
             self.supervisor.wake()
-        return record
+        return record, True
 
     def _same_request(self, owner: str, spec: JobSpec) -> JobRecord | None:
         existing = self.store.find_by_idempotency_key(owner, spec.idempotency_key or "")
@@ -119,6 +127,7 @@ class JobService:
         owner: str | None = None,
         name: str | None = None,
         before: str | None = None,
+        since: datetime | None = None,
         limit: int = 100,
     ) -> builtins.list[JobRecord]:
         states = None
@@ -135,8 +144,44 @@ class JobService:
             owner=owner,
             name=name,
             before=before,
+            since=since.timestamp() if since else None,
             limit=limit,
         )
+
+    def destinations(self) -> builtins.list[dict[str, Any]]:
+        """Each destination with its capacity and load, from the store."""
+        counts = self.store.counts()
+        rows = []
+        for d in self.config.destinations.values():
+            c = counts.get(d.name, {})
+            rows.append(
+                {
+                    "name": d.name,
+                    "scheduler": d.scheduler,
+                    "transport": d.transport,
+                    "capacity": d.capacity,
+                    "active": sum(n for s, n in c.items() if s.active),
+                    "queued": c.get(JobState.QUEUED, 0),
+                }
+            )
+        return rows
+
+    def waiting_reason(self, job: JobRecord) -> str | None:
+        """Why a job has not started: the gateway's capacity, or the scheduler's queue."""
+        if job.state == JobState.QUEUED:
+            dest = self.config.destinations.get(job.destination)
+            active = sum(
+                n
+                for s, n in self.store.counts(job.destination).get(job.destination, {}).items()
+                if s.active
+            )
+            if dest is not None and active >= dest.capacity:
+                return f"gateway capacity: {active} of {dest.capacity} slots in use"
+            return "waiting to be admitted"
+        if job.state == JobState.SUBMITTED:
+            pending = job.backend_data.get("pending_reason")
+            return f"pending in the scheduler: {pending}" if pending else "pending in the scheduler"
+        return None
 
     async def events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
         self.store.get(job_id)  # NotFound for an unknown id, not an empty list
@@ -187,6 +232,17 @@ class JobService:
             for fut in self._waiters.pop(job_id, []):
                 if not fut.done():
                     fut.set_result(None)
+
+    async def wait_change(self, job_id: str, timeout: float) -> None:
+        """Until the supervisor in this process commits a change to the job, or the timeout."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, []).append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            waiters = self._waiters.get(job_id)
+            if waiters and fut in waiters:
+                waiters.remove(fut)
 
     async def wait(
         self,

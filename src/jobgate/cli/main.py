@@ -348,22 +348,7 @@ def wait_cmd(
 @click.pass_context
 def destinations(ctx: click.Context, as_json: bool) -> None:
     """List destinations with their capacity and load."""
-    gw = gateway(ctx, supervise=False)
-    counts = gw.counts()
-    rows = []
-    for d in gw.config.destinations.values():
-        c = counts.get(d.name, {})
-        active = sum(n for s, n in c.items() if s.active)
-        rows.append(
-            {
-                "name": d.name,
-                "scheduler": d.scheduler,
-                "transport": d.transport,
-                "capacity": d.capacity,
-                "active": active,
-                "queued": c.get(JobState.QUEUED, 0),
-            }
-        )
+    rows = gateway(ctx, supervise=False).destinations()
     if as_json:
         render.print_json(rows)
         return
@@ -378,12 +363,33 @@ def destinations(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address of the REST API.")
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--no-api", is_flag=True, help="Only supervise jobs; no REST API.")
 @click.pass_context
-def serve(ctx: click.Context) -> None:
-    """Run the gateway: supervise every destination until stopped (Ctrl-C or SIGTERM)."""
+def serve(ctx: click.Context, host: str, port: int, no_api: bool) -> None:
+    """Run the gateway: supervise every destination and serve the REST API until stopped."""
     from jobgate.cli.serving import serve_forever
 
-    serve_forever(ctx.find_root().obj)
+    serve_forever(ctx.find_root().obj, host, port, api=not no_api)
+
+
+@cli.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--user", required=True, help="The user the token acts as (created if new).")
+@click.option("--admin", is_flag=True, help="The user sees and acts on every job.")
+@click.option("--label", default="", help="A note to tell tokens apart.")
+@click.pass_context
+def token_create(ctx: click.Context, user: str, admin: bool, label: str) -> None:
+    """Create a token and print it (it is stored only as a hash: keep it)."""
+    from jobgate.store.accounts import Accounts
+
+    gw = gateway(ctx, supervise=False)
+    click.echo(Accounts(gw._core.store).create_token(user, admin=admin, label=label))
 
 
 def main() -> None:

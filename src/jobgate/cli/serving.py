@@ -1,39 +1,66 @@
-"""`jobgate serve`: the long-running gateway process."""
+"""`jobgate serve`: the long-running gateway: the supervisor and the REST API in one loop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from typing import Any
 
 from jobgate.sdk import AsyncGateway
 
+log = logging.getLogger("jobgate.serve")
 
-def serve_forever(options: dict[str, Any]) -> None:
+
+def serve_forever(options: dict[str, Any], host: str, port: int, api: bool) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(_serve(options))  # the stdlib loop: uvloop spawns processes 4x slower here
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    asyncio.run(_serve(options, host, port, api))  # stdlib loop: uvloop spawns 4x slower here
 
 
-async def _serve(options: dict[str, Any]) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> None:
     async with AsyncGateway(**options, supervise=True) as gw:
         cfg = gw.config
-        log = logging.getLogger("jobgate.serve")
+        where = f" api=http://{host}:{port}/api/v1" if api else ""
         log.info(
-            "gateway %s running: home=%s store=%s destinations=%s",
+            "gateway %s running: home=%s store=%s destinations=%s%s",
             gw.supervisor.gateway_id if gw.supervisor else "-",
             cfg.home,
             _redact(cfg.database_url),
             ", ".join(cfg.destinations),
+            where,
         )
-        await stop.wait()
+        if api:
+            import uvicorn
+
+            from jobgate.api import create_app
+
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    create_app(gw),
+                    host=host,
+                    port=port,
+                    loop="none",
+                    lifespan="off",
+                    log_level="warning",
+                    access_log=False,
+                )
+            )
+            await server.serve()  # returns on SIGINT/SIGTERM
+        else:
+            await _until_signalled()
         log.info("stopping; running jobs keep running and are re-attached on the next start")
+
+
+async def _until_signalled() -> None:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 def _redact(url: str) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal,
     select,
     text,
     update,
@@ -36,7 +37,7 @@ from jobgate.errors import ConflictError, NotFoundError, SchedulerUnavailable
 from jobgate.spec import JobEvent, JobRecord, JobSpec, ts
 from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, sources
 from jobgate.store import migrate
-from jobgate.store.tables import gateways, job_events, job_labels, jobs
+from jobgate.store.tables import callbacks, gateways, job_events, job_labels, jobs
 
 _TIME_COLUMN = {
     JobState.QUEUED: "queued_at",
@@ -172,6 +173,7 @@ class Store:
         owner: str | None = None,
         name: str | None = None,
         before: str | None = None,
+        since: float | None = None,
         limit: int = 100,
     ) -> builtins.list[JobRecord]:
         """Newest first; `before` is a job id to page from (ids sort by time)."""
@@ -183,6 +185,7 @@ class Store:
             jobs.c.owner == owner if owner else None,
             jobs.c.name == name if name else None,
             jobs.c.id < before if before else None,
+            jobs.c.created_at >= since if since is not None else None,
         ]
         for key, value in (label or {}).items():
             sub = select(job_labels.c.job_id).where(
@@ -368,7 +371,7 @@ class Store:
         data: dict[str, Any],
         now: float,
     ) -> None:
-        conn.execute(
+        result = conn.execute(
             insert(job_events),
             {
                 "job_id": job_id,
@@ -378,6 +381,16 @@ class Store:
                 "data": _dumps(data),
             },
         )
+        if type_ in _STATE_NAMES:  # the outbox row commits with the change it announces
+            seq = result.inserted_primary_key[0] if result.inserted_primary_key else None
+            conn.execute(
+                insert(callbacks).from_select(
+                    ["job_id", "event_seq", "url", "next_attempt_at", "created_at"],
+                    select(
+                        jobs.c.id, literal(seq), jobs.c.callback_url, literal(now), literal(now)
+                    ).where(jobs.c.id == job_id, jobs.c.callback_url.is_not(None)),
+                )
+            )
 
     def events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
         with self._read() as conn:
@@ -424,6 +437,7 @@ class Store:
 
 
 _QUEUED = frozenset({JobState.QUEUED})
+_STATE_NAMES = frozenset(s.value for s in JobState)
 
 
 def _record(row: Row[Any], state: JobState | None = None) -> JobRecord:

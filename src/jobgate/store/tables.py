@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Float,
     Index,
@@ -80,3 +81,45 @@ gateways = Table(
     Column("started_at", Float, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
 )
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("callback_secret", String(100), nullable=False),  # signs this user's callbacks
+    Column("created_at", Float, nullable=False),
+)
+
+# Bearer tokens, stored only as SHA-256 hashes (tokens are 256 random bits: no salt needed).
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("user", String(200), nullable=False),
+    Column("label", String(200), nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_tokens_user", tokens.c.user)
+
+# The callback outbox: one row per state change of a job with a callback URL, written in
+# the same transaction as the change; delivered in order per job, with retries.
+callbacks = Table(
+    "callbacks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(26), nullable=False),
+    Column("event_seq", Integer, nullable=False),
+    Column("url", Text, nullable=False),
+    Column(
+        "state", String(12), nullable=False, server_default="pending"
+    ),  # pending|delivered|failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text),
+    Column("last_status", Integer),
+    Column("delivered_at", Float),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_callbacks_state_next", callbacks.c.state, callbacks.c.next_attempt_at)
+Index("ix_callbacks_job", callbacks.c.job_id, callbacks.c.id)

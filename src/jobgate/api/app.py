@@ -1,0 +1,50 @@
+"""The FastAPI application: routers under /api/v1, errors as problem+json."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from jobgate import __version__
+from jobgate.api import problems
+from jobgate.api.deps import ApiContext
+from jobgate.api.routes import jobs, system
+from jobgate.sdk import AsyncGateway
+from jobgate.spec import JobSpec
+from jobgate.store.accounts import Accounts
+
+PREFIX = "/api/v1"
+
+
+def create_app(gateway: AsyncGateway, max_upload_mb: int = 100) -> FastAPI:
+    app = FastAPI(
+        title="jobgate",
+        version=__version__,
+        description="One gateway for batch jobs: local, SSH, Slurm and PBS.",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ApiContext(gateway, Accounts(gateway.store), max_upload_mb * 1024 * 1024)
+    problems.install(app)
+    app.include_router(jobs.router, prefix=PREFIX)
+    app.include_router(system.router, prefix=PREFIX)
+    _add_spec_schema(app)
+    return app
+
+
+def _add_spec_schema(app: FastAPI) -> None:
+    """POST /jobs reads its body itself (JSON or multipart): publish JobSpec's schema."""
+    original = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        defs = JobSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(defs.pop("$defs", {}))
+        components["JobSpec"] = defs
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,72 @@
+"""Dependencies: the context, the current user, and the one ownership check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from jobgate.api.metrics import Metrics
+from jobgate.errors import NotFoundError
+from jobgate.sdk import AsyncGateway
+from jobgate.service import JobService
+from jobgate.spec import JobRecord
+from jobgate.store.accounts import Accounts, User
+
+
+@dataclass
+class ApiContext:
+    gateway: AsyncGateway
+    accounts: Accounts
+    max_upload_bytes: int = 100 * 1024 * 1024
+    metrics: Metrics = field(default_factory=Metrics)
+
+    @property
+    def service(self) -> JobService:
+        return self.gateway.service
+
+
+def _context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(_context)]
+_bearer = HTTPBearer(auto_error=False, description="A token from `jobgate token create`")
+
+
+async def _current_user(
+    ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    if cred is None:
+        raise HTTPException(401, "missing bearer token")
+    user = ctx.accounts.authenticate(cred.credentials)
+    if user is None:
+        raise HTTPException(401, "invalid token")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(_current_user)]
+
+
+async def _admin(user: CurrentUser) -> User:
+    if not user.admin:
+        raise HTTPException(403, "admin only")
+    return user
+
+
+AdminUser = Annotated[User, Depends(_admin)]
+
+
+async def _owned_job(job_id: str, user: CurrentUser, ctx: Ctx) -> JobRecord:
+    """The job, if the user owns it (or is admin); others' jobs are 404, not 403, so that
+    their existence does not leak."""
+    job = ctx.service.store.get(job_id)
+    if job.owner != user.name and not user.admin:
+        raise NotFoundError(f"no job {job_id!r}")
+    return job
+
+
+OwnedJob = Annotated[JobRecord, Depends(_owned_job)]

@@ -1,0 +1,72 @@
+"""Errors as RFC 9457 `application/problem+json`, mapped once from the exception tree."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jobgate.errors import (
+    ConflictError,
+    JobgateError,
+    NotFoundError,
+    SpecError,
+    TransientError,
+)
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str = "", **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _status(exc: JobgateError) -> tuple[int, str]:
+    if isinstance(exc, SpecError):
+        return 422, "Invalid request"
+    if isinstance(exc, NotFoundError):
+        return 404, "Not found"
+    if isinstance(exc, ConflictError):
+        return 409, "Conflict"
+    if isinstance(exc, TransientError):
+        return 503, "Temporarily unavailable"
+    return 400, "Bad request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(JobgateError)
+    async def _jobgate(_: Request, exc: JobgateError) -> JSONResponse:
+        status, title = _status(exc)
+        extra = {"field": exc.field} if isinstance(exc, SpecError) else {}
+        return problem(status, title, str(exc), **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        return problem(
+            422,
+            "Invalid request",
+            f"{first['field']}: {first['message']}",
+            field=first["field"],
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return problem(500, "Internal error", type(exc).__name__)

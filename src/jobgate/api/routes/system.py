@@ -1,0 +1,33 @@
+"""/healthz, /metrics, /destinations, /tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from jobgate.api.deps import AdminUser, Ctx, CurrentUser
+from jobgate.api.schemas import DestinationOut, TokenIn, TokenOut
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["system"])
+async def healthz(ctx: Ctx) -> dict[str, str]:
+    ctx.service.store.counts()  # the store answers
+    return {"status": "ok"}
+
+
+@router.get("/metrics", response_class=PlainTextResponse, tags=["system"])
+async def metrics(ctx: Ctx) -> str:
+    return ctx.metrics.render(ctx.service.store)
+
+
+@router.get("/destinations", response_model=list[DestinationOut], tags=["destinations"])
+async def destinations(ctx: Ctx, _: CurrentUser) -> list[DestinationOut]:
+    return [DestinationOut(**row) for row in ctx.service.destinations()]
+
+
+@router.post("/tokens", status_code=201, response_model=TokenOut, tags=["tokens"])
+async def create_token(body: TokenIn, ctx: Ctx, _: AdminUser) -> TokenOut:
+    token = ctx.accounts.create_token(body.user, admin=body.admin, label=body.label)
+    return TokenOut(user=body.user, admin=ctx.accounts.user(body.user).admin, token=token)

@@ -1,0 +1,89 @@
+"""Users and bearer tokens. Tokens are shown once and stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from jobgate.errors import NotFoundError
+from jobgate.store.store import Store
+from jobgate.store.tables import tokens, users
+
+TOKEN_PREFIX = "jg_"  # noqa: S105 - a prefix, not a secret
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    admin: bool
+    callback_secret: str
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Accounts:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def ensure_user(self, name: str, admin: bool = False) -> User:
+        """Create the user if new; an existing user is made admin if asked (never demoted)."""
+        with self.store._write() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(users),
+                        {
+                            "name": name,
+                            "admin": admin,
+                            "created_at": time.time(),
+                            "callback_secret": secrets.token_urlsafe(32),
+                        },
+                    )
+            except IntegrityError:
+                if admin:
+                    conn.execute(update(users).where(users.c.name == name).values(admin=True))
+        return self.user(name)
+
+    def user(self, name: str) -> User:
+        with self.store._read() as conn:
+            row = conn.execute(select(users).where(users.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"no user {name!r}")
+        return User(row.name, bool(row.admin), row.callback_secret)
+
+    def create_token(self, user: str, admin: bool = False, label: str = "") -> str:
+        """A new token for `user` (created if needed); the only time the token is seen."""
+        self.ensure_user(user, admin)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.store._write() as conn:
+            conn.execute(
+                insert(tokens),
+                {
+                    "hash": hash_token(token),
+                    "user": user,
+                    "label": label,
+                    "created_at": time.time(),
+                },
+            )
+        return token
+
+    def authenticate(self, token: str) -> User | None:
+        # Looking up the hash leaks nothing useful: an attacker cannot choose hash prefixes.
+        with self.store._read() as conn:
+            row = conn.execute(
+                select(users)
+                .join(tokens, tokens.c.user == users.c.name)
+                .where(tokens.c.hash == hash_token(token))
+            ).first()
+        return None if row is None else User(row.name, bool(row.admin), row.callback_secret)
+
+    def revoke_tokens(self, user: str) -> int:
+        with self.store._write() as conn:
+            return conn.execute(delete(tokens).where(tokens.c.user == user)).rowcount
