@@ -1,5 +1,6 @@
 """jobgate: one gateway for batch jobs."""
 
+from jobgate.client import Client
 from jobgate.config import Config, Destination, load_config
 from jobgate.errors import (
     ConflictError,
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncGateway",
+    "Client",
     "Config",
     "ConflictError",
     "Destination",

@@ -10,9 +10,9 @@ import asyncio
 import builtins
 import os
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from jobgate.config import Config, load_config
 from jobgate.engine.supervisor import Supervisor, live_gateways
@@ -93,21 +93,34 @@ class AsyncGateway:
         return await self.service.read_log(job_id, stream, offset)
 
 
-class Job:
-    """A handle on one job; every property reads the store, so it is never stale."""
+class JobSource(Protocol):
+    """What a Job handle needs: the embedded Gateway and the remote Client both provide it."""
 
-    def __init__(self, gateway: Gateway, record: JobRecord) -> None:
-        self._gateway = gateway
+    def _record(self, job_id: str) -> JobRecord: ...
+    def _wait(
+        self, job_id: str, timeout: float | None, until: Callable[[JobState], bool] | None
+    ) -> JobRecord: ...
+    def _cancel(self, job_id: str) -> JobRecord: ...
+    def _read_log(self, job_id: str, stream: str, offset: int) -> bytes: ...
+    def _events(self, job_id: str) -> builtins.list[JobEvent]: ...
+    def _follow_log(self, job_id: str, stream: str) -> Iterator[bytes]: ...
+
+
+class Job:
+    """A handle on one job; every property asks the gateway, so it is never stale."""
+
+    def __init__(self, source: JobSource, record: JobRecord) -> None:
+        self._source = source
         self.id = record.id
-        self._record = record
+        self._last = record
 
     def __repr__(self) -> str:
-        return f"<Job {self.id} {self._record.state}>"
+        return f"<Job {self.id} {self._last.state}>"
 
     @property
     def record(self) -> JobRecord:
-        self._record = self._gateway._call(self._gateway._core.get(self.id))
-        return self._record
+        self._last = self._source._record(self.id)
+        return self._last
 
     @property
     def state(self) -> JobState:
@@ -125,14 +138,18 @@ class Job:
         self, timeout: float | None = None, until: Callable[[JobState], bool] | None = None
     ) -> JobState:
         """Block until the job ends (or `until(state)` holds, or the timeout passes)."""
-        self._record = self._gateway._call(self._gateway._core.wait(self.id, timeout, until))
-        return self._record.state
+        self._last = self._source._wait(self.id, timeout, until)
+        return self._last.state
 
     def cancel(self) -> JobState:
-        return self._gateway._call(self._gateway._core.cancel(self.id)).state
+        return self._source._cancel(self.id).state
 
     def read_log(self, stream: str = "stdout", offset: int = 0) -> bytes:
-        return self._gateway._call(self._gateway._core.read_log(self.id, stream, offset))
+        return self._source._read_log(self.id, stream, offset)
+
+    def follow_log(self, stream: str = "stdout") -> Iterator[bytes]:
+        """Chunks of the log as they are written, until the job ends."""
+        return self._source._follow_log(self.id, stream)
 
     def stdout(self) -> str:
         return self.read_log("stdout").decode(errors="replace")
@@ -141,7 +158,7 @@ class Job:
         return self.read_log("stderr").decode(errors="replace")
 
     def events(self) -> builtins.list[JobEvent]:
-        return self._gateway._call(self._gateway._core.events(self.id))
+        return self._source._events(self.id)
 
 
 class Gateway:
@@ -175,6 +192,10 @@ class Gateway:
         return Job(self, self._call(self._core.get(job_id)))
 
     @property
+    def store(self) -> Store:
+        return self._core.store
+
+    @property
     def supervising(self) -> bool:
         return self._core.supervisor is not None
 
@@ -198,7 +219,37 @@ class Gateway:
         return self._core.service.destinations()
 
     def cancel(self, job_id: str) -> Job:
-        return Job(self, self._call(self._core.cancel(job_id)))
+        return Job(self, self._cancel(job_id))
+
+    # -- JobSource ------------------------------------------------------------------------
+
+    def _record(self, job_id: str) -> JobRecord:
+        return self._call(self._core.get(job_id))
+
+    def _wait(
+        self, job_id: str, timeout: float | None, until: Callable[[JobState], bool] | None
+    ) -> JobRecord:
+        return self._call(self._core.wait(job_id, timeout, until))
+
+    def _cancel(self, job_id: str) -> JobRecord:
+        return self._call(self._core.cancel(job_id))
+
+    def _read_log(self, job_id: str, stream: str, offset: int) -> bytes:
+        return self._call(self._core.read_log(job_id, stream, offset))
+
+    def _events(self, job_id: str) -> builtins.list[JobEvent]:
+        return self._call(self._core.events(job_id))
+
+    def _follow_log(self, job_id: str, stream: str) -> Iterator[bytes]:
+        offset = 0
+        while True:
+            final = self._wait(job_id, 0.1, None).state.final
+            data = self._read_log(job_id, stream, offset)
+            offset += len(data)
+            if data:
+                yield data
+            if final:
+                return
 
     def close(self) -> None:
         if self._loop.is_running():

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from jobgate.cli import render
+from jobgate.client import Client
 from jobgate.errors import JobgateError, SpecError
 from jobgate.sdk import Gateway, Job
 from jobgate.states import JobState
@@ -57,17 +58,29 @@ def json_option(f: F) -> F:
 @click.option("--home", envvar="JOBGATE_HOME", help="Where jobgate keeps its store and runs.")
 @click.option("--config", "config_path", envvar="JOBGATE_CONFIG", help="Path to jobgate.toml.")
 @click.option("--database-url", envvar="JOBGATE_DATABASE_URL", help="SQLAlchemy URL of the store.")
+@click.option("--server", envvar="JOBGATE_SERVER", help="URL of a jobgate server to use instead.")
+@click.option("--token", envvar="JOBGATE_TOKEN", help="API token for --server.")
 @click.pass_context
 def cli(
-    ctx: click.Context, home: str | None, config_path: str | None, database_url: str | None
+    ctx: click.Context,
+    home: str | None,
+    config_path: str | None,
+    database_url: str | None,
+    server: str | None,
+    token: str | None,
 ) -> None:
     """jobgate: one gateway for batch jobs."""
     ctx.obj = {"home": home, "config_path": config_path, "database_url": database_url}
+    ctx.meta["server"] = (server, token)
 
 
-def gateway(ctx: click.Context, supervise: bool | None = None) -> Gateway:
-    """The embedded gateway; it supervises jobs only while no `jobgate serve` is alive."""
-    gw = Gateway(supervise=supervise, **ctx.find_root().obj)
+def gateway(ctx: click.Context, supervise: bool | None = None) -> Gateway | Client:
+    """A remote server's client (--server), or the embedded gateway, which supervises jobs
+    only while no `jobgate serve` is alive."""
+    server, token = ctx.find_root().meta["server"]
+    gw: Gateway | Client = (
+        Client(server, token) if server else Gateway(supervise=supervise, **ctx.find_root().obj)
+    )
     ctx.call_on_close(gw.close)
     return gw
 
@@ -199,7 +212,7 @@ def run(
     """Submit SCRIPT, stream its output live, and exit with its exit code."""
     job = gateway(ctx).submit(_spec(script, args, is_exec, opts))
     try:
-        _follow(job, both=True)
+        _follow(job)
     except KeyboardInterrupt:
         job.cancel()
         _fail(f"interrupted: cancelled job {job.id}", 130)
@@ -208,9 +221,9 @@ def run(
     sys.exit(_exit_code(job))
 
 
-def _follow(job: Job, both: bool = False, stream: str = "stdout") -> None:
-    """Print new output until the job ends (waking at once when it does)."""
-    streams = ("stdout", "stderr") if both else (stream,)
+def _follow(job: Job) -> None:
+    """Print new stdout and stderr until the job ends (waking at once when it does)."""
+    streams = ("stdout", "stderr")
     offsets = dict.fromkeys(streams, 0)
     while True:
         final = job.wait(timeout=0.1).final
@@ -290,7 +303,9 @@ def logs(ctx: click.Context, job_id: str, use_stderr: bool, follow: bool) -> Non
     job = gateway(ctx).get(job_id)
     stream = "stderr" if use_stderr else "stdout"
     if follow:
-        _follow(job, stream=stream)
+        for chunk in job.follow_log(stream):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
     else:
         sys.stdout.buffer.write(job.read_log(stream))
 
@@ -316,7 +331,7 @@ def cancel(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
     gw = gateway(ctx)
     for job_id in job_ids:
         job = gw.cancel(job_id)
-        if gw.supervising:  # this process does the stopping: see it through before exiting
+        if isinstance(gw, Gateway) and gw.supervising:  # this process does the stopping
             job.wait(timeout=gw.config.destination(job.record.destination).cancel_grace_s + 5)
         state = job.state
         click.echo(f"{job_id} {state.value if state.final else 'cancel requested'}")
@@ -389,7 +404,9 @@ def token_create(ctx: click.Context, user: str, admin: bool, label: str) -> None
     from jobgate.store.accounts import Accounts
 
     gw = gateway(ctx, supervise=False)
-    click.echo(Accounts(gw._core.store).create_token(user, admin=admin, label=label))
+    if not isinstance(gw, Gateway):
+        raise SpecError("server", "create tokens on the server's host (or POST /api/v1/tokens)")
+    click.echo(Accounts(gw.store).create_token(user, admin=admin, label=label))
 
 
 def main() -> None:
