@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,6 +59,12 @@ def fresh_pg_database(base_url: str) -> str:
     return base_url.rsplit("/", 1)[0] + "/" + name
 
 
+@pytest.fixture
+def pg_database() -> str:
+    """A fresh database on the test PostgreSQL server."""
+    return fresh_pg_database(pg_url())
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
@@ -101,6 +109,35 @@ def open_gateway(home: Path, database_url: str) -> Iterator[Callable[..., Gatewa
     yield _open
     for gw in opened:
         gw.close()
+
+
+JOBGATE = str(Path(sys.executable).with_name("jobgate"))
+
+
+def start_serve(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """Start `jobgate serve` and return once it logs that it is running (no sleeps)."""
+    proc = subprocess.Popen([JOBGATE, "serve", *args], env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if " running: " in line:
+            return proc
+    raise AssertionError(f"jobgate serve exited with {proc.wait()} before it was running")
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """serve(env, *args) -> a running `jobgate serve`; whatever is left is stopped after."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+        procs.append(start_serve(env, *args))
+        return procs[-1]
+
+    yield _start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
 
 
 def which(cmd: str) -> bool:

@@ -5,26 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from jobgate import Gateway, JobState
 
-JOBGATE = str(Path(sys.executable).with_name("jobgate"))
-
-
-def start_serve(env: dict[str, str]) -> subprocess.Popen[str]:
-    """Start `jobgate serve` and return once it says it is running (its log line)."""
-    proc = subprocess.Popen([JOBGATE, "serve"], env=env, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if " running: " in line:
-            return proc
-    raise AssertionError(f"serve exited with {proc.wait()} before it was running")
-
 
 def test_kill_9_loses_nothing_and_runs_nothing_twice(
-    home: Path, database_url: str, tmp_path: Path
+    home: Path, database_url: str, tmp_path: Path, serve: Callable[..., subprocess.Popen[str]]
 ) -> None:
     config = tmp_path / "jobgate.toml"
     config.write_text("[destinations.local]\ncapacity = 100\n")
@@ -39,7 +27,7 @@ def test_kill_9_loses_nothing_and_runs_nothing_twice(
     script = f'echo "$N" >> {runs}\nwhile [ ! -e {go} ]; do sleep 0.05; done\nexit "$CODE"\n'
     codes = {i: (0 if i < 50 else i) for i in range(54)}  # 50 succeed, 4 fail with their code
 
-    first = start_serve(env)
+    first = serve(env, "--no-api")
     try:
         with Gateway(
             config_path=str(config), home=home, database_url=database_url, supervise=None
@@ -53,7 +41,7 @@ def test_kill_9_loses_nothing_and_runs_nothing_twice(
                 assert job.wait(60, until=lambda s: s == JobState.RUNNING) == JobState.RUNNING
             first.send_signal(signal.SIGKILL)
             first.wait()
-            second = start_serve(env)
+            second = serve(env, "--no-api")
             try:
                 go.touch()
                 for job in jobs.values():

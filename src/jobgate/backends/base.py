@@ -77,6 +77,8 @@ class Backend(ABC):
     """One destination's way of running jobs. The supervisor owns the states; a backend
     submits, watches (reporting through the sink), stops, and reads files."""
 
+    host_bound = False  # True: jobs can be watched only from the host that started them
+
     def __init__(self, destination: Destination, sink: StatusSink, base_dir: str) -> None:
         self.destination = destination
         self.sink = sink

@@ -63,6 +63,8 @@ class _Watch:
 
 
 class LocalBackend(Backend):
+    host_bound = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._watches: dict[str, _Watch] = {}

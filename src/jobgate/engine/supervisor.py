@@ -222,12 +222,14 @@ class Supervisor:
     async def _adopt(self) -> None:
         live = live_gateways(self.store)
         for dest in self.config.destinations.values():
-            jobs, orphaned = self.store.adopt(dest.name, self.gateway_id, live)
+            backend = self.backends.get(dest.name)
+            host = socket.gethostname() if backend.host_bound else None
+            jobs, orphaned = self.store.adopt(dest.name, self.gateway_id, live, host)
             if orphaned:
                 note = "re-attached: the gateway that watched this job stopped without notice"
                 self.store.add_events([(i, "recovery", note, {}) for i in sorted(orphaned)])
             if jobs:
-                await self._recover(self.backends.get(dest.name), jobs)
+                await self._recover(backend, jobs)
 
     async def _recover(self, backend: Backend, jobs: list[JobRecord]) -> None:
         for job in jobs:

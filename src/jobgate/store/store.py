@@ -198,16 +198,18 @@ class Store:
         return [_record(r) for r in rows]
 
     def adopt(
-        self, destination: str, gateway_id: str, live: Sequence[str]
+        self, destination: str, gateway_id: str, live: Sequence[str], host: str | None = None
     ) -> tuple[list[JobRecord], set[str]]:
         """Take over the active jobs of a destination whose supervisor is gone (or none),
         in one locked transaction, so two starting supervisors never adopt the same job.
+        `host`: only jobs running there (a local process can be watched only from its host).
         Returns the jobs and the ids of those whose supervisor died (rather than let go)."""
         active = [s.value for s in ACTIVE_STATES]
         orphan = and_(
             jobs.c.destination == destination,
             jobs.c.state.in_(active),
             jobs.c.gateway_id.is_(None) | jobs.c.gateway_id.not_in([*live, gateway_id]),
+            (jobs.c.host.is_(None) | (jobs.c.host == host)) if host else True,
         )
         with self._write() as conn:
             found = conn.execute(select(jobs.c.id, jobs.c.gateway_id).where(orphan)).all()
