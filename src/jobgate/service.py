@@ -238,7 +238,8 @@ class JobService:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(job_id, []).append(fut)
         try:
-            await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel
+                await fut
         except TimeoutError:
             waiters = self._waiters.get(job_id)
             if waiters and fut in waiters:
@@ -268,7 +269,8 @@ class JobService:
                 continue
             limit = delay if self.supervisor is None else 5.0  # safety net, not the path
             try:
-                await asyncio.wait_for(fut, min(limit, left) if left is not None else limit)
+                async with asyncio.timeout(min(limit, left) if left is not None else limit):
+                    await fut
             except TimeoutError:
                 delay = min(delay * 2, 1.0)
             finally:

@@ -44,13 +44,13 @@ ACTIVE_STATES = frozenset(
 )
 
 S = JobState
-# Shortcuts past a state (QUEUED -> SUBMITTED with nothing to stage in, RUNNING ->
+# Shortcuts past a state (STAGING_IN -> RUNNING for a job started at once, RUNNING ->
 # COMPLETED with nothing to stage out, SUBMITTED -> an end state for a job that
 # finished between two polls) save a commit per job and lose no information.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.NEW: frozenset({S.QUEUED, S.REJECTED, S.CANCELLED}),
     S.QUEUED: frozenset({S.STAGING_IN, S.SUBMITTED, S.FAILED, S.CANCELLED}),
-    S.STAGING_IN: frozenset({S.SUBMITTED, S.FAILED, S.CANCELLED}),
+    S.STAGING_IN: frozenset({S.SUBMITTED, S.RUNNING, S.FAILED, S.CANCELLED}),
     S.SUBMITTED: frozenset(
         {S.RUNNING, S.STAGING_OUT, S.COMPLETED, S.FAILED, S.CANCELLED, S.TIMEOUT, S.LOST}
     ),

@@ -61,7 +61,7 @@ def test_input_and_output_files(gateway: Gateway, tmp_path: Path) -> None:
     assert job.wait(WAIT) == JobState.COMPLETED
     assert (gateway.home / "runs" / job.id / "outputs/res/sum.txt").read_text() == "7\n"
     states = [e.type for e in job.events() if e.type.isupper()]
-    assert states == ["QUEUED", "STAGING_IN", "SUBMITTED", "RUNNING", "STAGING_OUT", "COMPLETED"]
+    assert states == ["QUEUED", "STAGING_IN", "RUNNING", "STAGING_OUT", "COMPLETED"]
 
 
 def test_missing_output_file_fails_the_job(gateway: Gateway) -> None:

@@ -157,6 +157,7 @@ def _templates() -> jinja2.Environment:
 
 def render(template: str, job: JobRecord, files: JobFiles, **extra: Any) -> str:
     """Render a job script: `|q` shell-quotes every value that comes from the user."""
+    extra.setdefault("atomic_sidecar", True)  # rename into place: readers may look any time
     return (
         _templates()
         .get_template(template)

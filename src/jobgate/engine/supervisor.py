@@ -31,6 +31,7 @@ S = JobState
 CLAIM_BATCH = 100  # jobs claimed per transaction
 TICK_S = 0.25  # how often other processes' submissions and cancels are looked for
 HEARTBEAT_S = 5.0
+ADMIT_DELAY_S = 0.001
 LEASE_S = 15.0  # a supervisor silent this long is dead: its jobs are adopted
 
 
@@ -63,6 +64,8 @@ class Supervisor:
         self._wake: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
+        self._stop_wanted = False
+        self._closing = False
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -76,6 +79,8 @@ class Supervisor:
         self._main = asyncio.create_task(self._run(), name="jobgate-supervisor")
 
     async def close(self) -> None:
+        self._closing = True
+        self.wake()
         if self._main is not None:
             self._main.cancel()
             await asyncio.gather(self._main, return_exceptions=True)
@@ -92,15 +97,19 @@ class Supervisor:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        beat = 0.0
         loop = asyncio.get_running_loop()
-        while True:
+        beat = scan = 0.0
+        while not self._closing:
             self._wake.clear()
             try:
                 more = False
                 for dest in self.config.destinations.values():
                     more |= await self._admit(dest)
-                    self._scan_stops(dest)
+                # Other processes' cancels are looked for once a tick, ours at once.
+                if self._stop_wanted or loop.time() - scan > TICK_S:
+                    self._stop_wanted, scan = False, loop.time()
+                    for dest in self.config.destinations.values():
+                        self._scan_stops(dest)
                 if loop.time() - beat > HEARTBEAT_S:
                     self.store.heartbeat(self.gateway_id, socket.gethostname())
                     await self._adopt()  # another supervisor may have died
@@ -110,8 +119,12 @@ class Supervisor:
             if more:
                 await asyncio.sleep(0)  # let exits be handled between claim batches
                 continue
+            # Not wait_for: on 3.11 it can swallow the cancel that close() sends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), TICK_S)
+                async with asyncio.timeout(TICK_S):
+                    await self._wake.wait()
+                # Submissions come in bursts: gather a few before one claim transaction.
+                await asyncio.sleep(ADMIT_DELAY_S)
 
     # -- admission and submission -------------------------------------------------------
 
@@ -138,10 +151,8 @@ class Supervisor:
 
     def _record_submitted(self, job: JobRecord, sub: Submitted) -> JobRecord:
         fields = {"native_id": sub.native_id, "host": sub.host, "backend_data": sub.data}
-        self._queue(Transition(job.id, S.SUBMITTED, f"native id {sub.native_id}", fields=fields))
-        if sub.running:
-            self._queue(Transition(job.id, S.RUNNING))
         state = S.RUNNING if sub.running else S.SUBMITTED
+        self._queue(Transition(job.id, state, f"native id {sub.native_id}", fields=fields))
         return job.model_copy(update={**fields, "state": state})
 
     # -- what backends report -------------------------------------------------------------
@@ -206,6 +217,7 @@ class Supervisor:
 
     def request_stop(self, job_id: str) -> None:
         """Act at once on a cancel recorded in this process (others are found by the scan)."""
+        self._stop_wanted = True
         self.wake()
 
     def _scan_stops(self, dest: Destination) -> None:

@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    literal,
     select,
     text,
     update,
@@ -35,32 +33,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from jobgate.errors import ConflictError, NotFoundError, SchedulerUnavailable
 from jobgate.spec import JobEvent, JobRecord, JobSpec, ts
-from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, sources
+from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState
+from jobgate.store import changes as changes_
 from jobgate.store import migrate
-from jobgate.store.tables import callbacks, gateways, job_events, job_labels, jobs
-
-_TIME_COLUMN = {
-    JobState.QUEUED: "queued_at",
-    JobState.SUBMITTED: "submitted_at",
-    JobState.RUNNING: "started_at",
-}
-
-
-@dataclass
-class Transition:
-    """One guarded state change: applied only if the job is in `expect` (default: the
-    states the transition table allows to reach `to`)."""
-
-    job_id: str
-    to: JobState
-    message: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-    fields: dict[str, Any] = field(default_factory=dict)
-    expect: frozenset[JobState] | None = None
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+from jobgate.store.changes import Transition, dumps
+from jobgate.store.tables import gateways, job_events, job_labels, jobs
 
 
 class Store:
@@ -121,7 +98,7 @@ class Store:
             "state": record.state.value,
             "run_dir": record.run_dir,
             "spec": record.spec.model_dump_json(exclude_defaults=True),
-            "labels": _dumps(record.labels),
+            "labels": dumps(record.labels),
             "idempotency_key": record.spec.idempotency_key,
             "callback_url": record.spec.callback_url,
             "created_at": now,
@@ -263,26 +240,7 @@ class Store:
         if not changes:
             return []
         with self._write() as conn:
-            return [self._apply_one(conn, t, time.time()) for t in changes]
-
-    def _apply_one(self, conn: Connection, t: Transition, now: float) -> bool:
-        expect = t.expect if t.expect is not None else sources(t.to)
-        values: dict[str, Any] = {"state": t.to.value, "updated_at": now, **t.fields}
-        if "backend_data" in values:
-            values["backend_data"] = _dumps(values["backend_data"])
-        if t.to in _TIME_COLUMN:
-            values.setdefault(_TIME_COLUMN[t.to], now)
-        if t.to in FINAL_STATES:
-            values.setdefault("finished_at", now)
-        result = conn.execute(
-            update(jobs)
-            .where(jobs.c.id == t.job_id, jobs.c.state.in_([s.value for s in expect]))
-            .values(values)
-        )
-        if result.rowcount != 1:
-            return False
-        self._event(conn, t.job_id, t.to.value, t.message, t.data, now)
-        return True
+            return changes_.apply(conn, changes, time.time())
 
     def claim(
         self, destination: str, capacity: int, limit: int, gateway_id: str
@@ -304,29 +262,31 @@ class Store:
             free = min(limit, capacity - active)
             if free <= 0:
                 return []
-            rows = conn.execute(
-                select(jobs)
-                .where(jobs.c.destination == destination, jobs.c.state == JobState.QUEUED.value)
-                .order_by(jobs.c.id)
-                .limit(free)
-            ).all()
-            now = time.time()
-            claimed = [
-                r
-                for r in rows
-                if self._apply_one(
-                    conn,
-                    Transition(
-                        r.id,
-                        JobState.STAGING_IN,
-                        "admitted",
-                        expect=_QUEUED,
-                        fields={"gateway_id": gateway_id},
-                    ),
-                    now,
+            ids = (
+                conn.execute(
+                    select(jobs.c.id)
+                    .where(jobs.c.destination == destination, jobs.c.state == JobState.QUEUED.value)
+                    .order_by(jobs.c.id)
+                    .limit(free)
                 )
-            ]
-        return [_record(r, state=JobState.STAGING_IN) for r in claimed]
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return []
+            now = time.time()
+            # RETURNING: a row cancelled since the SELECT (PostgreSQL) is simply not claimed.
+            rows = conn.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(ids), jobs.c.state == JobState.QUEUED.value)
+                .values(state=JobState.STAGING_IN.value, gateway_id=gateway_id, updated_at=now)
+                .returning(*jobs.c)
+            ).all()
+            rows.sort(key=lambda r: r.id)
+            changes_.add_events(
+                conn, [(r.id, JobState.STAGING_IN.value, "admitted", {}) for r in rows], now
+            )
+        return [_record(r) for r in rows]
 
     def set_fields(
         self,
@@ -340,7 +300,7 @@ class Store:
     ) -> bool:
         """Update non-state fields (native id, stop reason, ...), with an optional event."""
         if "backend_data" in values:
-            values["backend_data"] = _dumps(values["backend_data"])
+            values["backend_data"] = dumps(values["backend_data"])
         now = time.time()
         query = update(jobs).where(jobs.c.id == job_id)
         if only_active:
@@ -373,26 +333,7 @@ class Store:
         data: dict[str, Any],
         now: float,
     ) -> None:
-        result = conn.execute(
-            insert(job_events),
-            {
-                "job_id": job_id,
-                "time": now,
-                "type": type_,
-                "message": message,
-                "data": _dumps(data),
-            },
-        )
-        if type_ in _STATE_NAMES:  # the outbox row commits with the change it announces
-            seq = result.inserted_primary_key[0] if result.inserted_primary_key else None
-            conn.execute(
-                insert(callbacks).from_select(
-                    ["job_id", "event_seq", "url", "next_attempt_at", "created_at"],
-                    select(
-                        jobs.c.id, literal(seq), jobs.c.callback_url, literal(now), literal(now)
-                    ).where(jobs.c.id == job_id, jobs.c.callback_url.is_not(None)),
-                )
-            )
+        changes_.add_events(conn, [(job_id, type_, message, data)], now)
 
     def events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
         with self._read() as conn:
@@ -436,10 +377,6 @@ class Store:
     def gateways(self) -> builtins.list[Row[Any]]:
         with self._read() as conn:
             return list(conn.execute(select(gateways)).all())
-
-
-_QUEUED = frozenset({JobState.QUEUED})
-_STATE_NAMES = frozenset(s.value for s in JobState)
 
 
 def _record(row: Row[Any], state: JobState | None = None) -> JobRecord:

@@ -10,13 +10,9 @@ jobgate_end() {
   printf '%s\n' "$1" > "$jobgate_dir/exitcode.tmp" && mv -f "$jobgate_dir/exitcode.tmp" /runs/01JOBGATE0000000000000TEST/exitcode
   exit "$1"
 }
-cd /runs/01JOBGATE0000000000000TEST || jobgate_end 126
-/runs/01JOBGATE0000000000000TEST/script.sh < /dev/null > /runs/01JOBGATE0000000000000TEST/stdout 2> /runs/01JOBGATE0000000000000TEST/stderr &
-jobgate_child=$!
-# A TERM for the job (cancel, walltime) reaches the child; the wrapper stays to record its code.
+# A TERM for the job (cancel, walltime) reaches the command too; bash runs this trap only
+# after the command has ended, so the wrapper stays to record the command's code.
 trap ':' TERM INT HUP
-while :; do
-  wait "$jobgate_child"; jobgate_rc=$?
-  kill -0 "$jobgate_child" 2>/dev/null || break
-done
-jobgate_end "$jobgate_rc"
+cd /runs/01JOBGATE0000000000000TEST || jobgate_end 126
+/runs/01JOBGATE0000000000000TEST/script.sh < /dev/null > /runs/01JOBGATE0000000000000TEST/stdout 2> /runs/01JOBGATE0000000000000TEST/stderr
+jobgate_end "$?"

@@ -1,0 +1,26 @@
+#!/bin/bash
+# jobgate job 01JOBGATE0000000000000TEST (PBS). Generated: edits are overwritten.
+#PBS -N jobgate-01JOBGATE0000000000000TEST
+#PBS -j oe
+#PBS -o /runs/01JOBGATE0000000000000TEST/jobgate.log
+#PBS -q workq
+#PBS -A proj-1
+#PBS -l select=2:ncpus=8:mpiprocs=4:ompthreads=2:mem=4096mb:ngpus=1
+#PBS -l place=excl
+#PBS -l walltime=36:00:00
+#PBS -m abe
+#PBS -W depend=afterok:123
+jobgate_dir=/runs/01JOBGATE0000000000000TEST
+printf '%s\n' "${HOSTNAME:-$(hostname)}" > "$jobgate_dir/HOSTNAME"
+printf '%s\n' "${EPOCHREALTIME:-$(date +%s)}" > "$jobgate_dir/job.started"
+export NASTY='it'"'"'s $(touch /tmp/pwned) `id` ; rm -rf ~'
+jobgate_end() {
+  printf '%s\n' "$1" > "$jobgate_dir/exitcode.tmp" && mv -f "$jobgate_dir/exitcode.tmp" /runs/01JOBGATE0000000000000TEST/exitcode
+  exit "$1"
+}
+# A TERM for the job (cancel, walltime) reaches the command too; bash runs this trap only
+# after the command has ended, so the wrapper stays to record the command's code.
+trap ':' TERM INT HUP
+cd /runs/01JOBGATE0000000000000TEST || jobgate_end 126
+/runs/01JOBGATE0000000000000TEST/script.sh < /dev/null > /runs/01JOBGATE0000000000000TEST/stdout 2> /runs/01JOBGATE0000000000000TEST/stderr
+jobgate_end "$?"

@@ -1,0 +1,18 @@
+#!/bin/bash
+# jobgate job 01JOBGATE0000000000000TEST (Slurm). Generated: edits are overwritten.
+#SBATCH --job-name=jobgate-01JOBGATE0000000000000TEST
+#SBATCH --output=/runs/01JOBGATE0000000000000TEST/jobgate.log
+#SBATCH --partition=debug
+jobgate_dir=/runs/01JOBGATE0000000000000TEST
+printf '%s\n' "${HOSTNAME:-$(hostname)}" > "$jobgate_dir/HOSTNAME"
+printf '%s\n' "${EPOCHREALTIME:-$(date +%s)}" > "$jobgate_dir/job.started"
+jobgate_end() {
+  printf '%s\n' "$1" > "$jobgate_dir/exitcode.tmp" && mv -f "$jobgate_dir/exitcode.tmp" /runs/01JOBGATE0000000000000TEST/exitcode
+  exit "$1"
+}
+# A TERM for the job (cancel, walltime) reaches the command too; bash runs this trap only
+# after the command has ended, so the wrapper stays to record the command's code.
+trap ':' TERM INT HUP
+cd /runs/01JOBGATE0000000000000TEST/work || jobgate_end 126
+/bin/echo 'a b' 'it'"'"'s $(touch /tmp/pwned) `id` "quoted" ; rm -rf ~ \ end' < /runs/01JOBGATE0000000000000TEST/work/in.txt > /runs/01JOBGATE0000000000000TEST/work/out.txt 2> /runs/01JOBGATE0000000000000TEST/stderr
+jobgate_end "$?"

@@ -1,0 +1,34 @@
+#!/bin/bash
+# jobgate job 01JOBGATE0000000000000TEST (Slurm). Generated: edits are overwritten.
+#SBATCH --job-name=jobgate-01JOBGATE0000000000000TEST
+#SBATCH --output=/runs/01JOBGATE0000000000000TEST/jobgate.log
+#SBATCH --comment='it'"'"'s mine'
+#SBATCH --partition=gpu
+#SBATCH --account=proj-1
+#SBATCH --qos=high
+#SBATCH --time=26:03:04
+#SBATCH --nodes=2
+#SBATCH --ntasks=8
+#SBATCH --cpus-per-task=4
+#SBATCH --mem=32768M
+#SBATCH --gres=gpu:2
+#SBATCH --constraint='a100&ib'
+#SBATCH --reservation=maint
+#SBATCH --exclusive
+#SBATCH --mail-type=END,FAIL
+#SBATCH --signal=B:USR1@60
+jobgate_dir=/runs/01JOBGATE0000000000000TEST
+printf '%s\n' "${HOSTNAME:-$(hostname)}" > "$jobgate_dir/HOSTNAME"
+printf '%s\n' "${EPOCHREALTIME:-$(date +%s)}" > "$jobgate_dir/job.started"
+export A=1
+export B='it'"'"'s $(touch /tmp/pwned) `id` "quoted" ; rm -rf ~ \ end'
+jobgate_end() {
+  printf '%s\n' "$1" > "$jobgate_dir/exitcode.tmp" && mv -f "$jobgate_dir/exitcode.tmp" /runs/01JOBGATE0000000000000TEST/exitcode
+  exit "$1"
+}
+# A TERM for the job (cancel, walltime) reaches the command too; bash runs this trap only
+# after the command has ended, so the wrapper stays to record the command's code.
+trap ':' TERM INT HUP
+cd /runs/01JOBGATE0000000000000TEST || jobgate_end 126
+/runs/01JOBGATE0000000000000TEST/script.sh < /dev/null > /runs/01JOBGATE0000000000000TEST/stdout 2> /runs/01JOBGATE0000000000000TEST/stderr
+jobgate_end "$?"
