@@ -134,22 +134,26 @@ class Client:
     ) -> JobRecord:
         done = until or (lambda s: s.final)
         deadline = None if timeout is None else time.monotonic() + timeout
+        after = 0  # events already seen: a new stream does not replay them
         while True:
             record = self._record(job_id)
             left = None if deadline is None else deadline - time.monotonic()
             if done(record.state) or record.state.final or (left is not None and left <= 0):
                 return record
-            # Follow the event stream until a state change; then look at the record again.
-            for kind, _ in self._sse(
-                f"/jobs/{job_id}/events", {"follow": "true", "after": 0}, left
+            # Follow the event stream until a state `done` holds; then read the record again.
+            for kind, data in self._sse(
+                f"/jobs/{job_id}/events", {"follow": "true", "after": after}, left
             ):
-                if kind in JobState.__members__ or kind == "end":
+                if kind == "end":
+                    break
+                after = json.loads(data)["seq"]
+                if kind in JobState.__members__ and done(JobState(kind)):
                     break
 
     def _follow_log(self, job_id: str, stream: str) -> Iterator[bytes]:
         for kind, data in self._sse(f"/jobs/{job_id}/logs/{stream}", {"follow": "true"}, None):
             if kind == "log":
-                yield data.encode()
+                yield json.loads(data)["text"].encode()
             elif kind == "end":
                 return
 
@@ -158,6 +162,7 @@ class Client:
     ) -> Iterator[tuple[str, str]]:
         """(event, data) pairs of a Server-Sent Events stream; ends quietly on timeout."""
         kind, data = "message", []
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             with self._http.stream(
                 "GET", path, params=params, timeout=httpx.Timeout(30.0, read=timeout)
@@ -166,6 +171,8 @@ class Client:
                     res.read()
                     raise _error(res)
                 for line in res.iter_lines():
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return  # keep-alives arrive every second: a read never times out
                     if line.startswith("event:"):
                         kind = line[6:].strip()
                     elif line.startswith("data:"):

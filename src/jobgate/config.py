@@ -7,6 +7,7 @@ Looked up in order: an explicit path, `$JOBGATE_CONFIG`, `./jobgate.toml`,
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -54,6 +55,29 @@ class Destination(BaseModel):
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.allowed_env)
 
 
+class CallbackSettings(BaseModel):
+    """`[callbacks]`: how job callbacks are delivered (see docs/callbacks.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Host-name globs, IPs or CIDRs that may be called even though they are loopback,
+    # private, link-local, ...: by default only public addresses are.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(default=10.0, gt=0)  # one whole attempt, connect to response
+    max_age_s: float = Field(default=86400.0, gt=0)  # retried this long, then failed
+    initial_backoff_s: float = Field(default=1.0, gt=0)
+    max_backoff_s: float = Field(default=3600.0, gt=0)
+    concurrency: int = Field(default=16, ge=1)  # requests in flight per gateway
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            if "/" in entry:  # a CIDR must parse; anything else is a host glob or an IP
+                ipaddress.ip_network(entry, strict=False)
+        return v
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -62,6 +86,7 @@ class Config(BaseModel):
     destinations: dict[str, Destination]
     default_destination: str = "local"
     path: Path | None = None
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
 
     def destination(self, name: str | None) -> Destination:
         key = name or self.default_destination
@@ -130,6 +155,16 @@ def load_config(
     )
     if default not in dests:
         raise ConfigError("gateway.default_destination", f"unknown destination {default!r}")
+    try:
+        callbacks = CallbackSettings.model_validate(raw.get("callbacks") or {})
+    except ValidationError as exc:
+        err = spec_error(exc)
+        raise ConfigError(f"callbacks.{err.field}", err.message) from None
     return Config(
-        home=home_path, database_url=url, destinations=dests, default_destination=default, path=file
+        home=home_path,
+        database_url=url,
+        destinations=dests,
+        default_destination=default,
+        path=file,
+        callbacks=callbacks,
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from jobgate.config import Config, load_config
+from jobgate.engine.callbacks import CallbackDispatcher
 from jobgate.engine.supervisor import Supervisor, live_gateways
 from jobgate.service import JobService
 from jobgate.spec import JobEvent, JobRecord, JobSpec
@@ -43,17 +44,29 @@ class AsyncGateway:
             supervise = not live_gateways(self.store)
         self.supervisor = Supervisor(self.config, self.store) if supervise else None
         self.service = JobService(self.config, self.store, self.supervisor)
+        # Callbacks are sent by whichever processes supervise (several share the outbox).
+        self.callbacks = CallbackDispatcher(self.config, self.store) if supervise else None
         if self.supervisor is not None:
-            self.supervisor._on_change = self.service.notify
+            self.supervisor._on_change = self._changed
         self._started = False
+
+    def _changed(self, job_ids: builtins.list[str]) -> None:
+        """After each supervisor commit: wake waiters, and send the new callbacks now."""
+        self.service.notify(job_ids)
+        if self.callbacks is not None:
+            self.callbacks.notify(job_ids)
 
     async def start(self) -> AsyncGateway:
         if not self._started and self.supervisor is not None:
             await self.supervisor.start()
+        if not self._started and self.callbacks is not None:
+            await self.callbacks.start()
         self._started = True
         return self
 
     async def close(self) -> None:
+        if self.callbacks is not None and self._started:
+            await self.callbacks.close()
         if self.supervisor is not None and self._started:
             await self.supervisor.close()
         self.store.close()

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from jobgate import __version__
 from jobgate.api import problems
+from jobgate.api.compat import cybergis, joblauncher
 from jobgate.api.deps import ApiContext
 from jobgate.api.routes import jobs, system
 from jobgate.sdk import AsyncGateway
@@ -28,6 +29,8 @@ def create_app(gateway: AsyncGateway, max_upload_mb: int = 100) -> FastAPI:
     problems.install(app)
     app.include_router(jobs.router, prefix=PREFIX)
     app.include_router(system.router, prefix=PREFIX)
+    app.include_router(joblauncher.router, prefix="/compat/joblauncher")
+    app.include_router(cybergis.router, prefix="/compat/cybergis")
     _add_spec_schema(app)
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -60,9 +61,14 @@ async def _admin(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(_admin)]
 
 
+_JOB_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # a ULID, as jobgate.ids makes them
+
+
 async def _owned_job(job_id: str, user: CurrentUser, ctx: Ctx) -> JobRecord:
     """The job, if the user owns it (or is admin); others' jobs are 404, not 403, so that
     their existence does not leak."""
+    if not _JOB_ID.fullmatch(job_id):  # not an id we make (and no NUL byte for PostgreSQL)
+        raise NotFoundError(f"no job {job_id!r}")
     job = ctx.service.store.get(job_id)
     if job.owner != user.name and not user.admin:
         raise NotFoundError(f"no job {job_id!r}")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from jobgate.service import JobService
 
 TICK_S = 1.0  # also the keep-alive period (a comment line) for idle streams
+CHUNK = 1024 * 1024  # at most this much log per event
 
 
 async def events(service: JobService, job_id: str, after: int) -> AsyncIterator[str]:
@@ -26,17 +27,31 @@ async def events(service: JobService, job_id: str, after: int) -> AsyncIterator[
 
 
 async def logs(service: JobService, job_id: str, stream: str, offset: int) -> AsyncIterator[str]:
+    """`log` events carry JSON {"offset": where the text starts, "text": ...}: JSON keeps
+    the CRs of progress bars (a bare CR would end an SSE line), and the text ends on a
+    whole UTF-8 character; the event id is the offset to resume from."""
     while True:
-        job = await service.get(job_id)
-        data = await service.read_log(job_id, stream, offset)
+        job = await service.get(job_id)  # read before the log: once final, the log is whole
+        data = await service.read_log(job_id, stream, offset, CHUNK)
+        if not job.state.final or len(data) == CHUNK:
+            data = _whole_chars(data)  # the rest of a character is still to come
         if data:
+            body = {"offset": offset, "text": data.decode(errors="replace")}
             offset += len(data)
-            text = data.decode(errors="replace")
-            lines = "".join(f"data: {line}\n" for line in text.split("\n"))
-            yield f"id: {offset}\nevent: log\n{lines}\n"
-        if job.state.final and not data:
+            yield f"id: {offset}\nevent: log\ndata: {json.dumps(body)}\n\n"
+        elif job.state.final:
             yield f"event: end\ndata: {json.dumps({'state': job.state.value})}\n\n"
             return
-        if not data:
+        else:
             yield ": waiting\n\n"
             await service.wait_change(job_id, TICK_S / 2)
+
+
+def _whole_chars(data: bytes) -> bytes:
+    """`data` without an incomplete UTF-8 sequence at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # the last character's first byte
+            size = 1 if byte < 0xC0 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return data if back >= size else data[:-back]
+    return data

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from starlette.types import Message
 
 from jobgate.api import streams
 from jobgate.api.deps import Ctx, CurrentUser, OwnedJob
 from jobgate.api.schemas import CallbackAttempt, EventOut, JobList, JobOut
 from jobgate.errors import NotFoundError, SpecError
-from jobgate.ids import new_id
 from jobgate.service import LOG_STREAMS
 from jobgate.spec import JobSpec, ts
 from jobgate.store.outbox import Outbox
 
 router = APIRouter(tags=["jobs"])
+_MAX_POSITION = 2**62  # event seqs and byte offsets: past any real one, within int64 and seek()
 _SPEC_REF = {"$ref": "#/components/schemas/JobSpec"}
 _BODY = {
     "requestBody": {
@@ -70,48 +73,82 @@ async def submit_job(
     return JobOut.of(record)
 
 
-async def _json_spec(request: Request, ctx: Ctx) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > ctx.max_upload_bytes:
-        raise SpecError("body", f"larger than {ctx.max_upload_bytes} bytes")
+def _limited(request: Request, limit: int, field: str) -> Request:
+    """The request, refusing a body over `limit` bytes: at once if its Content-Length says
+    so, else as soon as that much has arrived (chunked), not after buffering or storing it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise SpecError(field, f"upload larger than {limit} bytes")
+    seen = 0
+
+    async def receive() -> Message:
+        nonlocal seen
+        message = await request.receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise SpecError(field, f"upload larger than {limit} bytes")
+        return message
+
+    return Request(request.scope, receive)
+
+
+def _parse(raw: bytes | str, field: str) -> dict[str, Any]:
     try:
-        spec = json.loads(body)
-    except ValueError:
-        raise SpecError("body", "not valid JSON") from None
+        spec = json.loads(raw)
+        if isinstance(spec, dict):
+            _check_text(spec, "")
+    except (ValueError, RecursionError):
+        raise SpecError(field, "not valid JSON (or nested too deeply)") from None
     if not isinstance(spec, dict):
-        raise SpecError("body", "must be a JSON object (a JobSpec)")
+        raise SpecError(field, "must be a JSON object (a JobSpec)")
+    return spec
+
+
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_text(value: Any, where: str) -> None:
+    """No NUL (no C string or PostgreSQL text holds one) and no lone surrogate (not Unicode;
+    JSON's \\ud800 escapes decode to them) in any key or value of the spec."""
+    if isinstance(value, str):
+        if _NOT_TEXT.search(value):
+            raise SpecError(where or "body", "contains a NUL byte or a lone UTF-16 surrogate")
+    elif isinstance(value, dict | list):
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            path = f"{where}.{key}" if where else str(key)
+            _check_text(key, path)
+            _check_text(item, path)
+
+
+async def _json_spec(request: Request, ctx: Ctx) -> dict[str, Any]:
+    spec = _parse(await _limited(request, ctx.max_upload_bytes, "body").body(), "body")
     if spec.get("input_files"):  # paths on the gateway's disk are not the caller's to name
         raise SpecError("input_files", "send input files as multipart/form-data parts")
     return spec
 
 
 async def _multipart_spec(request: Request, ctx: Ctx) -> dict[str, Any]:
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > ctx.max_upload_bytes:
-        raise SpecError("files", f"upload larger than {ctx.max_upload_bytes} bytes")
-    form = await request.form(max_files=1000, max_fields=10)
+    form = await _limited(request, ctx.max_upload_bytes, "files").form(
+        max_files=1000, max_fields=10
+    )
     raw = form.get("spec")
     if not isinstance(raw, str):
         raise SpecError("spec", "the multipart form needs a 'spec' field with the JobSpec as JSON")
-    try:
-        spec = json.loads(raw)
-    except ValueError:
-        raise SpecError("spec", "not valid JSON") from None
-    if not isinstance(spec, dict) or spec.get("input_files"):
+    spec = _parse(raw, "spec")
+    if spec.get("input_files"):
         raise SpecError("spec", "must be a JobSpec object; its input files are the file parts")
-    folder = ctx.gateway.config.home / "uploads" / new_id()
-    inputs, total = [], 0
+    folder = ctx.gateway.config.home / "uploads"
+    inputs = []
     for i, (_, part) in enumerate(form.multi_items()):
         if isinstance(part, str):
             continue
         data = await part.read()
-        total += len(data)
-        if total > ctx.max_upload_bytes:
-            raise SpecError("files", f"upload larger than {ctx.max_upload_bytes} bytes")
         target = part.filename or f"file{i}"
-        path = folder / str(i)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        # Named by content: a retry with the same Idempotency-Key and files is the same spec.
+        path = folder / hashlib.sha256(data).hexdigest()
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
         inputs.append({"source": str(path), "target": target})
     spec["input_files"] = inputs
     return spec
@@ -125,10 +162,14 @@ async def list_jobs(
     destination: str | None = None,
     label: Annotated[list[str] | None, Query(description="key=value")] = None,
     name: str | None = None,
-    created_since: Annotated[str | None, Query(description="ISO 8601 time")] = None,
+    created_since: Annotated[str | None, Query(description="ISO 8601 time, UTC if no zone")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JobList:
+    for field, value in {"destination": destination, "name": name, "cursor": cursor}.items():
+        _check_text(value, field)
+    _check_text(label, "label")
+    _check_text(state, "state")
     labels = {}
     for item in label or []:
         key, sep, value = item.partition("=")
@@ -139,8 +180,11 @@ async def list_jobs(
     if created_since:
         try:
             since = datetime.fromisoformat(created_since)
-        except ValueError:
-            raise SpecError("created_since", "not an ISO 8601 time") from None
+            if since.tzinfo is None:  # the server's local time means nothing to a client
+                since = since.replace(tzinfo=UTC)
+            since.timestamp()  # year 1 is ISO 8601 but no timestamp
+        except (ValueError, OverflowError):
+            raise SpecError("created_since", "not an ISO 8601 time (UTC unless given)") from None
     records = await ctx.service.list(
         state=state,
         destination=destination,
@@ -174,11 +218,11 @@ async def job_events(
     job: OwnedJob,
     ctx: Ctx,
     request: Request,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=_MAX_POSITION)] = 0,
     follow: bool = False,
 ) -> Any:
     if follow or "text/event-stream" in request.headers.get("accept", ""):
-        start = int(request.headers.get("last-event-id") or after)
+        start = _last_event_id(request, after)
         return StreamingResponse(
             streams.events(ctx.service, job.id, start), media_type="text/event-stream"
         )
@@ -195,14 +239,14 @@ async def job_logs(
     ctx: Ctx,
     request: Request,
     stream: str,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=_MAX_POSITION)] = 0,
     limit: Annotated[int, Query(ge=1, le=64 * 1024 * 1024)] = 16 * 1024 * 1024,
     follow: bool = False,
 ) -> Response:
     if stream not in LOG_STREAMS:
         raise NotFoundError(f"no log {stream!r} (stdout or stderr)")
     if follow or "text/event-stream" in request.headers.get("accept", ""):
-        start = int(request.headers.get("last-event-id") or offset)
+        start = _last_event_id(request, offset)
         return StreamingResponse(
             streams.logs(ctx.service, job.id, stream, start), media_type="text/event-stream"
         )
@@ -219,16 +263,35 @@ async def list_files(job: OwnedJob, ctx: Ctx) -> list[str]:
     base = _run_dir(ctx, job.id)
     if not base.is_dir():
         return []
-    return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
+    base = base.resolve()
+    return sorted(  # what get_file would serve: no link out of the run directory
+        str(p.relative_to(base))
+        for p in base.rglob("*")
+        if p.is_file() and p.resolve().is_relative_to(base)
+    )
 
 
 @router.get("/jobs/{job_id}/files/{path:path}", response_class=FileResponse)
 async def get_file(job: OwnedJob, ctx: Ctx, path: str) -> FileResponse:
     base = _run_dir(ctx, job.id).resolve()
-    full = (base / path).resolve()
-    if not full.is_relative_to(base) or not full.is_file():  # no path may leave the run dir
+    try:
+        full = (base / path).resolve()
+        found = full.is_relative_to(base) and full.is_file()  # no path may leave the run dir
+    except (ValueError, OSError):  # a NUL byte, a name too long, ...
+        found = False
+    if not found:
         raise NotFoundError(f"no file {path!r} in job {job.id}")
     return FileResponse(full)
+
+
+def _last_event_id(request: Request, default: int) -> int:
+    """Where a resumed stream starts: the Last-Event-ID it saw (a seq or byte offset)."""
+    raw = request.headers.get("last-event-id")
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > _MAX_POSITION:
+        raise SpecError("Last-Event-ID", "must be an event id (a number) this stream sent")
+    return int(raw)
 
 
 def _run_dir(ctx: Ctx, job_id: str) -> Path:

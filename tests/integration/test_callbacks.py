@@ -1,0 +1,261 @@
+"""Callbacks to a real HTTP receiver on 127.0.0.1 (a thread running http.server), with real
+jobs, on SQLite and on PostgreSQL: every state change arrives once, in order, signed, even
+when the receiver is down for a while or the gateway restarts in between."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import make_config
+from jobgate import Gateway, JobState
+from jobgate.config import CallbackSettings
+from jobgate.engine.callbacks import verify
+from jobgate.store.accounts import Accounts
+from jobgate.store.outbox import Outbox
+
+WAIT = 30.0  # seconds: a generous bound for anything that should happen at once
+# Loopback must be allowed for the receiver; quick retries keep the tests short.
+SETTINGS = {"allowed_hosts": ["127.0.0.1"], "initial_backoff_s": 0.05, "max_backoff_s": 0.2}
+STATES = {s.value for s in JobState}
+Rows = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.body)
+        return data
+
+
+class Receiver:
+    """A real HTTP server in a thread; records every request it is sent."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, fail_first: int = 0) -> None:
+        self.requests: list[Received] = []  # those answered 204
+        self.refused: list[Received] = []  # those answered 503 (the first `fail_first`)
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                got = Received(self.path, dict(self.headers), body)
+                with receiver._lock:
+                    fail = len(receiver.refused) < fail_first
+                    (receiver.refused if fail else receiver.requests).append(got)
+                self.send_response(503 if fail else 204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+@pytest.fixture
+def receivers() -> Iterator[Callable[..., Receiver]]:
+    started: list[Receiver] = []
+
+    def _start(host: str = "127.0.0.1", port: int = 0, fail_first: int = 0) -> Receiver:
+        started.append(Receiver(host, port, fail_first))
+        return started[-1]
+
+    yield _start
+    for r in started:
+        r.close()
+
+
+@pytest.fixture
+def open_cb_gateway(home: Path, database_url: str) -> Iterator[Callable[..., Gateway]]:
+    """Like conftest's open_gateway (same home and store, SQLite and PostgreSQL), with the
+    [callbacks] settings these tests need."""
+    opened: list[Gateway] = []
+
+    def _open(**callbacks: Any) -> Gateway:
+        settings = CallbackSettings.model_validate({**SETTINGS, **callbacks})
+        config = make_config(home, database_url).model_copy(update={"callbacks": settings})
+        opened.append(Gateway(config))
+        return opened[-1]
+
+    yield _open
+    for gw in opened:
+        gw.close()
+
+
+def free_port() -> int:
+    """A port with nothing listening on it (the receiver starts there later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_rows(gw: Gateway, job_id: str, done: Callable[[Rows], bool]) -> Rows:
+    """Poll the outbox (a bounded loop) until `done(rows)` holds."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        rows = Outbox(gw.store).for_job(job_id)
+        if rows and done(rows):
+            return rows
+        assert time.monotonic() < deadline, f"outbox never got there: {rows}"
+        time.sleep(0.05)
+
+
+def all_delivered(rows: Rows) -> bool:
+    return all(r["state"] == "delivered" for r in rows)
+
+
+def state_changes(gw: Gateway, job_id: str) -> list[tuple[int, str]]:
+    return [(e.seq, e.type) for e in gw.get(job_id).events() if e.type in STATES]
+
+
+def check_received(gw: Gateway, job_id: str, receiver: Receiver) -> list[dict[str, Any]]:
+    """Every state change of the job arrived exactly once, in order, validly signed."""
+    changes = state_changes(gw, job_id)
+    secret = Accounts(gw.store).user(gw.get(job_id).record.owner).callback_secret
+    got = [r for r in receiver.requests if r.json["job"]["id"] == job_id]
+    bodies = [r.json for r in got]
+    assert [(b["event"]["seq"], b["event"]["type"]) for b in bodies] == changes
+    assert [b["sequence"] for b in bodies] == list(range(1, len(changes) + 1))
+    for r, b in zip(got, bodies, strict=True):
+        assert r.headers["Content-Type"] == "application/json"
+        assert r.headers["X-Jobgate-Event-Id"] == b["event_id"] == f"{job_id}:{b['event']['seq']}"
+        stamp, signature = r.headers["X-Jobgate-Timestamp"], r.headers["X-Jobgate-Signature"]
+        assert verify(secret, stamp, r.body, signature), "bad signature"
+        assert not verify(secret, stamp, r.body + b" ", signature)
+    return bodies
+
+
+def test_every_state_change_arrives_once_in_order_signed(
+    open_cb_gateway: Callable[..., Gateway], receivers: Callable[..., Receiver]
+) -> None:
+    receiver = receivers()
+    gw = open_cb_gateway()
+    job = gw.submit(script="echo hi", callback_url=f"http://127.0.0.1:{receiver.port}/hook?x=1")
+    assert job.wait(WAIT) == JobState.COMPLETED
+    rows = wait_rows(gw, job.id, all_delivered)
+    assert [(r["attempts"], r["last_status"], r["last_error"]) for r in rows] == [
+        (1, 204, None)
+    ] * len(rows)
+    bodies = check_received(gw, job.id, receiver)
+    types = [b["event"]["type"] for b in bodies]
+    assert types[0] == "QUEUED" and types[-1] == "COMPLETED" and "RUNNING" in types
+    assert bodies[-1]["job"]["state"] == "COMPLETED" and bodies[-1]["job"]["exit_code"] == 0
+    assert "run_dir" not in bodies[-1]["job"]  # the public view only
+    assert {r.path for r in receiver.requests} == {"/hook?x=1"}
+    assert len(receiver.requests) == len(rows)
+
+
+def test_receiver_down_then_back(
+    open_cb_gateway: Callable[..., Gateway], receivers: Callable[..., Receiver]
+) -> None:
+    port = free_port()
+    gw = open_cb_gateway()
+    job = gw.submit(script="echo hi", callback_url=f"http://127.0.0.1:{port}/hook")
+    assert job.wait(WAIT) == JobState.COMPLETED
+    # Wait for failed attempts; the job's later rows must not have been tried meanwhile.
+    rows = wait_rows(gw, job.id, lambda rows: rows[0]["attempts"] >= 3)
+    first, *later = rows
+    assert first["state"] == "pending" and "cannot connect" in first["last_error"]
+    assert first["last_status"] is None
+    assert [(r["state"], r["attempts"]) for r in later] == [("pending", 0)] * len(later)
+    receiver = receivers(port=port)
+    rows = wait_rows(gw, job.id, all_delivered)
+    check_received(gw, job.id, receiver)
+    assert len(receiver.requests) == len(rows)
+    # (attempts counts claims: the one seen in flight above may be the one that succeeded)
+    assert rows[0]["attempts"] >= first["attempts"] and rows[0]["last_error"] is None
+
+
+def test_gateway_restart_between_attempts(
+    open_cb_gateway: Callable[..., Gateway], receivers: Callable[..., Receiver]
+) -> None:
+    port = free_port()
+    gw = open_cb_gateway()
+    job = gw.submit(script="echo hi", callback_url=f"http://127.0.0.1:{port}/hook")
+    assert job.wait(WAIT) == JobState.COMPLETED
+    wait_rows(gw, job.id, lambda rows: rows[0]["attempts"] >= 2)
+    gw.close()
+    before = Outbox(gw.store).for_job(job.id)
+    assert {r["state"] for r in before} == {"pending"}  # nothing lost, nothing given up
+    receiver = receivers(port=port)
+    gw2 = open_cb_gateway()
+    rows = wait_rows(gw2, job.id, all_delivered)
+    check_received(gw2, job.id, receiver)
+    assert len(receiver.requests) == len(rows)
+    assert rows[0]["attempts"] > before[0]["attempts"]
+
+
+def test_error_status_is_retried(
+    open_cb_gateway: Callable[..., Gateway], receivers: Callable[..., Receiver]
+) -> None:
+    receiver = receivers(fail_first=2)
+    gw = open_cb_gateway()
+    job = gw.submit(script="echo hi", callback_url=f"http://127.0.0.1:{receiver.port}/hook")
+    assert job.wait(WAIT) == JobState.COMPLETED
+    rows = wait_rows(gw, job.id, all_delivered)
+    check_received(gw, job.id, receiver)
+    assert [r.json["sequence"] for r in receiver.refused] == [1, 1]  # the same event again
+    assert (rows[0]["attempts"], rows[0]["last_status"]) == (3, 204)
+    assert [r["attempts"] for r in rows[1:]] == [1] * (len(rows) - 1)
+
+
+def test_two_gateways_send_each_event_once(
+    open_cb_gateway: Callable[..., Gateway], receivers: Callable[..., Receiver]
+) -> None:
+    receiver = receivers()
+    first, second = open_cb_gateway(), open_cb_gateway()
+    url = f"http://127.0.0.1:{receiver.port}/hook"
+    jobs = [(first, second)[i % 2].submit(script="true", callback_url=url) for i in range(8)]
+    assert {job.wait(WAIT) for job in jobs} == {JobState.COMPLETED}
+    total = sum(len(wait_rows(first, job.id, all_delivered)) for job in jobs)
+    for job in jobs:
+        check_received(first, job.id, receiver)
+    assert len(receiver.requests) == total
+    counts = [gw._core.callbacks.outcomes for gw in (first, second) if gw._core.callbacks]
+    assert sum(c["delivered"] for c in counts) == total
+
+
+def test_private_address_not_in_allowlist_is_never_called(
+    open_cb_gateway: Callable[..., Gateway], receivers: Callable[..., Receiver]
+) -> None:
+    receiver = receivers(host="127.0.0.2")  # loopback, listening, but not allowlisted
+    gw = open_cb_gateway()
+    loopback = gw.submit(script="true", callback_url=f"http://127.0.0.2:{receiver.port}/hook")
+    private = gw.submit(script="true", callback_url="http://10.255.255.1/hook")
+    refused = 0
+    for job, kind in ((loopback, "loopback"), (private, "private")):
+        assert job.wait(WAIT) == JobState.COMPLETED
+        rows = wait_rows(gw, job.id, lambda rows: rows[-1]["state"] != "pending")
+        assert len(rows) == len(state_changes(gw, job.id))
+        refused += len(rows)
+        for row in rows:
+            assert (row["state"], row["attempts"], row["last_status"]) == ("failed", 0, None)
+            error = row["last_error"]
+            assert "refused, not sent" in error and kind in error and "allowed_hosts" in error
+    assert receiver.requests == receiver.refused == []
+    assert gw._core.callbacks is not None
+    assert gw._core.callbacks.outcomes == {"refused": refused}
