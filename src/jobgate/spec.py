@@ -214,7 +214,16 @@ class JobSpec(_Model):
     idempotency_key: str | None = Field(default=None, max_length=200)
     callback_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
 
-    @field_validator("name", "directory", "stdin", "stdout", "stderr", "executable")
+    @field_validator(
+        "name",
+        "directory",
+        "stdin",
+        "stdout",
+        "stderr",
+        "executable",
+        "callback_url",
+        "idempotency_key",
+    )
     @classmethod
     def _no_control(cls, v: str | None) -> str | None:
         return None if v is None else _safe_text(v)

@@ -26,6 +26,8 @@ def create_app(gateway: AsyncGateway, max_upload_mb: int = 100) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ApiContext(gateway, Accounts(gateway.store), max_upload_mb * 1024 * 1024)
+    if gateway.callbacks is not None:  # /metrics counts deliveries by outcome
+        app.state.ctx.metrics.callbacks = gateway.callbacks.outcomes
     problems.install(app)
     app.include_router(jobs.router, prefix=PREFIX)
     app.include_router(system.router, prefix=PREFIX)

@@ -7,12 +7,13 @@ import time
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from jobgate.cli.render import console
+from jobgate.client import Client
 from jobgate.sdk import Gateway
 from jobgate.spec import JobRecord
 
 
 def wait_all(
-    gw: Gateway, job_ids: list[str], timeout: float | None, progress: bool
+    gw: Gateway | Client, job_ids: list[str], timeout: float | None, progress: bool
 ) -> list[JobRecord]:
     jobs = [gw.get(i) for i in job_ids]  # unknown ids fail before any waiting
     deadline = None if timeout is None else time.monotonic() + timeout

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from jobgate.backends.base import Backend, StatusSink
+from jobgate.backends.base import Backend, Outcome, StatusSink
 from jobgate.config import Config, Destination
 from jobgate.errors import ConfigError
+from jobgate.spec import JobRecord
 from jobgate.transports.base import Transport
 
 
 class _NoSink:
-    def report(self, job_id: str, outcome: object) -> None:  # reads only: nothing to report
+    def report(self, job: JobRecord, outcome: Outcome) -> None:  # reads only: no reports
         pass
 
 

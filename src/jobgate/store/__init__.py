@@ -1,5 +1,6 @@
 """The SQL store (SQLAlchemy Core): SQLite by default, PostgreSQL to scale out."""
 
-from jobgate.store.store import Store, Transition
+from jobgate.store.changes import Transition
+from jobgate.store.store import Store
 
 __all__ = ["Store", "Transition"]

@@ -27,6 +27,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -186,7 +187,7 @@ class Store:
             jobs.c.destination == destination,
             jobs.c.state.in_(active),
             jobs.c.gateway_id.is_(None) | jobs.c.gateway_id.not_in([*live, gateway_id]),
-            (jobs.c.host.is_(None) | (jobs.c.host == host)) if host else True,
+            (jobs.c.host.is_(None) | (jobs.c.host == host)) if host else true(),
         )
         with self._write() as conn:
             found = conn.execute(select(jobs.c.id, jobs.c.gateway_id).where(orphan)).all()
@@ -276,12 +277,14 @@ class Store:
                 return []
             now = time.time()
             # RETURNING: a row cancelled since the SELECT (PostgreSQL) is simply not claimed.
-            rows = conn.execute(
-                update(jobs)
-                .where(jobs.c.id.in_(ids), jobs.c.state == JobState.QUEUED.value)
-                .values(state=JobState.STAGING_IN.value, gateway_id=gateway_id, updated_at=now)
-                .returning(*jobs.c)
-            ).all()
+            rows = list(
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id.in_(ids), jobs.c.state == JobState.QUEUED.value)
+                    .values(state=JobState.STAGING_IN.value, gateway_id=gateway_id, updated_at=now)
+                    .returning(*jobs.c)
+                ).all()
+            )
             rows.sort(key=lambda r: r.id)
             changes_.add_events(
                 conn, [(r.id, JobState.STAGING_IN.value, "admitted", {}) for r in rows], now
