@@ -1,6 +1,6 @@
 """Jobs on this machine: detached (own session), watched through pidfds, not polled.
 
-A job is `bash wrapper.sh` started with posix_spawn in a new session, so it outlives
+A job is `sh wrapper.sh` started with posix_spawn in a new session, so it outlives
 the gateway; its exit is noticed at once through a pidfd in the event loop. Across a
 restart it is found again by pid + the process's start time (pids are reused).
 """
@@ -107,8 +107,8 @@ class LocalBackend(Backend):
         log = str(run_dir / "jobgate.log")
         try:
             return os.posix_spawn(
-                "/bin/bash",
-                ["/bin/bash", str(wrapper)],
+                "/bin/sh",  # dash on Debian: a third less CPU than bash to start
+                ["/bin/sh", str(wrapper)],
                 os.environ,
                 setsid=True,
                 file_actions=[

@@ -1,9 +1,10 @@
-#!/bin/bash
+#!/bin/sh
 # jobgate job 01JOBGATE0000000000000TEST (local). Generated: edits are overwritten.
 printf '%s\n' "$$" > /runs/01JOBGATE0000000000000TEST/jobgate.pid
 jobgate_dir=/runs/01JOBGATE0000000000000TEST
-printf '%s\n' "${HOSTNAME:-$(hostname)}" > "$jobgate_dir/HOSTNAME"
-printf '%s\n' "${EPOCHREALTIME:-$(date +%s)}" > "$jobgate_dir/job.started"
+{ read -r jobgate_host < /proc/sys/kernel/hostname; } 2>/dev/null || jobgate_host=$(hostname)
+printf '%s\n' "$jobgate_host" > "$jobgate_dir/HOSTNAME"
+printf '%s\n' "${EPOCHREALTIME:-}" > "$jobgate_dir/job.started"
 jobgate_end() {
   printf '%s\n' "$1" > "$jobgate_dir/exitcode.tmp" && mv -f "$jobgate_dir/exitcode.tmp" /runs/01JOBGATE0000000000000TEST/exitcode
   exit "$1"
