@@ -104,6 +104,7 @@ class JobService:
                 f"{format_walltime(res.walltime_s)} is over {dest.name!r}'s limit of "
                 f"{format_walltime(dest.max_walltime_s)}",
             )
+        self.backends.get(dest.name).check_resources(res)
         if dest.partitions is not None and res.partition and res.partition not in dest.partitions:
             raise SpecError(
                 "resources.partition",

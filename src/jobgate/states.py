@@ -50,7 +50,8 @@ S = JobState
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.NEW: frozenset({S.QUEUED, S.REJECTED, S.CANCELLED}),
     S.QUEUED: frozenset({S.STAGING_IN, S.SUBMITTED, S.FAILED, S.CANCELLED}),
-    S.STAGING_IN: frozenset({S.SUBMITTED, S.RUNNING, S.FAILED, S.CANCELLED}),
+    # STAGING_IN -> QUEUED: the scheduler could not be reached; the job waits its turn again.
+    S.STAGING_IN: frozenset({S.QUEUED, S.SUBMITTED, S.RUNNING, S.FAILED, S.CANCELLED}),
     S.SUBMITTED: frozenset(
         {S.RUNNING, S.STAGING_OUT, S.COMPLETED, S.FAILED, S.CANCELLED, S.TIMEOUT, S.LOST}
     ),

@@ -30,8 +30,8 @@ def test_timeout_and_lost_only_once_handed_over() -> None:
     assert sources(JobState.LOST) == {JobState.SUBMITTED, JobState.RUNNING}
 
 
-def test_no_way_back_to_queued_once_admitted() -> None:
-    assert sources(JobState.QUEUED) == {JobState.NEW}
+def test_back_to_queued_only_before_the_job_is_handed_over() -> None:
+    assert sources(JobState.QUEUED) == {JobState.NEW, JobState.STAGING_IN}
 
 
 def test_active_states_count_against_capacity() -> None:

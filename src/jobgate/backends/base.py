@@ -31,18 +31,19 @@ class JobFiles:
     @classmethod
     def of(cls, job: JobRecord, base_dir: str) -> JobFiles:
         run_dir = str(PurePosixPath(base_dir) / job.id)
-
-        def under(base: str, path: str | None, default: str) -> str:
-            return str(PurePosixPath(base) / (path or default))
-
         spec = job.spec
-        workdir = under(run_dir, spec.directory, ".") if spec.directory else run_dir
+        workdir = str(PurePosixPath(run_dir) / spec.directory) if spec.directory else run_dir
+
+        def named(path: str | None, default: str) -> str:
+            """A file the user named is relative to the workdir; ours live in the run dir."""
+            return str(PurePosixPath(workdir) / path) if path else f"{run_dir}/{default}"
+
         return cls(
             run_dir=run_dir,
-            workdir=workdir.rstrip("/.") if workdir.endswith("/.") else workdir,
-            stdout=under(workdir, spec.stdout, f"{run_dir}/stdout"),
-            stderr=under(workdir, spec.stderr, f"{run_dir}/stderr"),
-            stdin=under(workdir, spec.stdin, "") if spec.stdin else None,
+            workdir=workdir,
+            stdout=named(spec.stdout, "stdout"),
+            stderr=named(spec.stderr, "stderr"),
+            stdin=named(spec.stdin, "") if spec.stdin else None,
         )
 
     def marker(self, name: str) -> str:
@@ -72,6 +73,8 @@ class Submitted:
 class StatusSink(Protocol):
     def report(self, job: JobRecord, outcome: Outcome) -> None: ...
 
+    def note(self, job_id: str, type_: str, message: str) -> None: ...
+
 
 class Backend(ABC):
     """One destination's way of running jobs. The supervisor owns the states; a backend
@@ -86,6 +89,10 @@ class Backend(ABC):
 
     def files(self, job: JobRecord) -> JobFiles:
         return JobFiles.of(job, self.base_dir)
+
+    def check_resources(self, res: Resources) -> None:
+        """Refuse (SpecError) what this destination's scheduler cannot take, before the
+        job is stored."""
 
     async def start(self) -> None:
         """Start any background work (a polling loop)."""

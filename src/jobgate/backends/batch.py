@@ -2,8 +2,8 @@
 the one polling loop.
 
 Per destination, one status command per interval for every active job (chunks of at most
-500 ids). The interval is the destination's `poll_interval_s` while some job changed
-recently, and backs off as all of them stay quiet; a failed or hung status command backs
+500 ids). The interval is the destination's `poll_interval_s` while jobs start, end or are
+submitted, and backs off the longer nothing changes; a failed or hung status command backs
 off too and changes no job. A job that left the queue is judged by its exit-code sidecar,
 then by accounting, and only after a grace period becomes LOST: never success by absence.
 Final states are remembered and never asked about again.
@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import posixpath
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
-from pathlib import PurePosixPath
 
 from jobgate.backends.base import (
     EXITCODE,
@@ -33,19 +33,19 @@ from jobgate.backends.base import (
 )
 from jobgate.backends.batch_scheduler import (
     TASK_TEMPLATE,
-    UNREADABLE,
     BatchScheduler,
-    NativeStatus,
-    Phase,
-    SidecarCode,
-    Unit,
+    SubmitShells,
     array_indices,
-    array_outcome,
-    decide,
     job_name,
     message_of,
     task_files,
-    unit_outcome,
+)
+from jobgate.backends.batch_status import (
+    UNREADABLE,
+    NativeStatus,
+    SidecarCode,
+    Tracked,
+    Unit,
     unit_status,
 )
 from jobgate.config import Destination
@@ -54,54 +54,45 @@ from jobgate.spec import JobRecord, Resources
 from jobgate.states import JobState
 from jobgate.transports.base import CommandResult, Transport
 
-__all__ = ["BatchBackend", "BatchScheduler"]
 log = logging.getLogger(__name__)
 
 JOB_SCRIPT = "jobgate.sh"
-AGE_FACTOR = 0.1  # a job quiet for 10 minutes is asked about about once a minute
+AGE_FACTOR = 0.1  # after 10 quiet minutes, jobs are asked about once a minute
 MAX_INTERVAL_S = 60.0
 STATUS_TIMEOUT_S = 30.0
 FINAL_CACHE = 10_000
-
-
-class _Tracked:
-    __slots__ = ("changed", "done", "job", "missing_since", "native_id", "running", "said",
-                 "stop_reason", "units")
-
-    def __init__(self, job: JobRecord, native_id: str, array: str | None, now: float) -> None:
-        self.job, self.native_id = job, native_id
-        self.units: list[Unit] = list(array_indices(array)) if array else [None]
-        self.running = job.state == JobState.RUNNING
-        self.changed = now  # when it was last seen to change: polling slows as this ages
-        self.missing_since: float | None = None
-        self.stop_reason = job.stop_reason
-        self.done: dict[Unit, NativeStatus] = {}  # final statuses, never asked about again
-        self.said: dict[Unit, NativeStatus] = {}  # ended, but how or with what code unknown
 
 
 class BatchBackend(Backend):
     lost_grace_s = 120.0  # left the queue with no sidecar and no accounting record: LOST
 
     def __init__(
-        self, destination: Destination, sink: StatusSink, base_dir: str, transport: Transport,
-        scheduler: BatchScheduler, local_dir: str | None = None,
+        self,
+        destination: Destination,
+        sink: StatusSink,
+        base_dir: str,
+        transport: Transport,
+        scheduler: BatchScheduler,
+        local_dir: str | None = None,
     ) -> None:
         super().__init__(destination, sink, base_dir)
         self.transport, self.scheduler = transport, scheduler
         self.local_dir = local_dir or base_dir  # where stage_out copies outputs to
         self.clock: Callable[[], float] = time.monotonic
-        self.commands: Counter[str] = Counter()  # scheduler commands run, by kind
-        self.polls = 0
-        self.max_status_per_poll = 0
-        self._tracked: dict[str, _Tracked] = {}
+        self.commands: Counter[str] = Counter()  # commands run (processes, channels), by kind
+        self.polls = self.max_status_per_poll = 0
+        self._tracked: dict[str, Tracked] = {}
         self._final: OrderedDict[str, Outcome] = OrderedDict()
         self._stopping: set[str] = set()
-        self._submits = asyncio.Semaphore(destination.max_submits)
+        self._shells = SubmitShells(self._run, destination.max_submits)
         self._wake = asyncio.Event()
         self._failures = 0
         self._accounting_off = False
         self._last_poll = -math.inf
+        self._last_change = 0.0  # when a job here was last submitted, started, stopped or ended
         self._task: asyncio.Task[None] | None = None
+        self._configured_base = base_dir
+        self._base_lock = asyncio.Lock()
 
     async def start(self) -> None:
         if self._task is None:
@@ -112,24 +103,29 @@ class BatchBackend(Backend):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        await self._shells.close()
         await self.transport.close()
 
     # -- submit, find, attach -------------------------------------------------------------
 
+    def check_resources(self, res: Resources) -> None:
+        """SpecError naming the field for what the scheduler cannot take (for JobService)."""
+        self.scheduler.check(res)
+
     async def submit(self, job: JobRecord) -> Submitted:
         res = effective_resources(job, self.destination)
-        self.scheduler.check(res)
+        self.scheduler.check(res)  # again: a job stored before the service checked
+        await self._absolute_base()
         files = self.files(job)
         await self._prepare(job, res, files)
         argv = self.scheduler.submit_command(files.marker(JOB_SCRIPT), files)
-        async with self._submits:
-            try:
-                native_id = self.scheduler.parse_submit_output(await self._run(argv, "submit"))
-            except TransientError:
-                found = await self.find(job)  # the job may have gone in before the error
-                if found is None:
-                    raise
-                native_id = found.native_id
+        try:
+            native_id = self.scheduler.parse_submit_output(await self._shells.run(argv))
+        except TransientError:
+            found = await self.find(job)  # the job may have gone in before the error
+            if found is None:
+                raise
+            native_id = found.native_id
         self._track(job, native_id)
         return Submitted(native_id)
 
@@ -142,7 +138,7 @@ class BatchBackend(Backend):
         for stage in job.spec.input_files:
             writes.append(t.put(stage.source, f"{files.run_dir}/{stage.target_path}"))
         if res.array:
-            body = render("_body.sh.j2", job, task_files(job, files))
+            body = render("_body.sh.j2", job, task_files(job, files), atomic_sidecar=True)
             writes.append(t.write_file(files.marker(TASK_TEMPLATE), body.encode()))
         try:
             await asyncio.gather(*writes)
@@ -150,12 +146,14 @@ class BatchBackend(Backend):
             raise SubmitError(f"staging in {exc.filename or ''}: {exc.strerror or exc}") from None
         if job.spec.directory and files.workdir.startswith(files.run_dir + "/"):
             await self._run(["mkdir", "-p", files.workdir], "mkdir")
-        text = render(self.scheduler.template, job, files,
-                      **self.scheduler.script_context(job, res, files))
+        text = render(
+            self.scheduler.template, job, files, **self.scheduler.script_context(job, res, files)
+        )
         # Written last: find() takes its absence as "never submitted".
         await t.write_file(files.marker(JOB_SCRIPT), text.encode(), 0o755)
 
     async def find(self, job: JobRecord) -> Submitted | None:
+        await self._absolute_base()
         if not await self.transport.exists(self.files(job).marker(JOB_SCRIPT)):
             return None
         name, since = job_name(job), time.time() - job.created_at.timestamp()
@@ -181,7 +179,10 @@ class BatchBackend(Backend):
 
     def _track(self, job: JobRecord, native_id: str) -> None:
         array = effective_resources(job, self.destination).array
-        self._tracked[job.id] = _Tracked(job, native_id, array, self.clock())
+        units: list[Unit] = list(array_indices(array)) if array else [None]
+        running = job.state == JobState.RUNNING
+        self._tracked[job.id] = Tracked(job, native_id, units, running, job.stop_reason)
+        self._last_change = self.clock()
         self._wake.set()
 
     def tracked(self) -> int:
@@ -196,7 +197,9 @@ class BatchBackend(Backend):
             return
         self._stopping.add(job.id)
         if t is not None:
-            t.stop_reason, t.changed = reason, self.clock()
+            t.stop_reason = reason
+        self._last_change = self.clock()
+        await self._absolute_base()
         await self._cancel_hook(job)
         delay = self.destination.poll_interval_s
         while True:  # scancel exits 0 and qdel 1 for a finished job: the next poll decides
@@ -219,12 +222,16 @@ class BatchBackend(Backend):
         try:
             if await self.transport.exists(f"{run_dir}/cancel.sh"):
                 self.commands["cancel_hook"] += 1
-                await self.transport.run(["/bin/bash", "cancel.sh"], cwd=run_dir,
-                                         timeout=max(1.0, self.destination.cancel_grace_s))
+                await self.transport.run(
+                    ["/bin/bash", "cancel.sh"],
+                    cwd=run_dir,
+                    timeout=max(1.0, self.destination.cancel_grace_s),
+                )
         except TransientError as exc:
             log.warning("cancel.sh of %s: %s", job.id, exc)
 
     async def stage_out(self, job: JobRecord) -> list[str]:
+        await self._absolute_base()
         files, missing = self.files(job), []
         for rel in job.spec.output_files:
             source = f"{files.workdir}/{rel}"
@@ -237,8 +244,24 @@ class BatchBackend(Backend):
         return missing
 
     async def read(self, job: JobRecord, path: str, offset: int = 0, limit: int = -1) -> bytes:
-        full = str(PurePosixPath(self.files(job).run_dir) / path)
-        return await self.transport.read_file(full, offset, limit)
+        await self._absolute_base()
+        if path.startswith(self._configured_base + "/"):  # from files() before it was resolved
+            path = self.base_dir + path[len(self._configured_base) :]
+        path = posixpath.join(self.files(job).run_dir, path)  # relative: to the run directory
+        return await self.transport.read_file(path, offset, limit)
+
+    async def _absolute_base(self) -> None:
+        """A relative base (a remote_dir under the SSH home) is made absolute once: the job
+        script changes directory before it writes its sidecar."""
+        if posixpath.isabs(self.base_dir):
+            return
+        async with self._base_lock:
+            if not posixpath.isabs(self.base_dir):
+                result = await self._run(["pwd"], "pwd")  # sessions start in the home
+                home = result.stdout.strip()
+                if result.returncode != 0 or not posixpath.isabs(home):
+                    raise SchedulerUnavailable("cannot find the home directory to run jobs in")
+                self.base_dir = posixpath.join(home, self.base_dir)
 
     # -- polling ----------------------------------------------------------------------------
 
@@ -248,24 +271,24 @@ class BatchBackend(Backend):
             if not self._tracked:
                 await self._wake.wait()
                 continue
-            delay = self._last_poll + self._interval() - self.clock()
+            delay = self._last_poll + self.interval() - self.clock()
             if delay > 0:  # a new job or a stop may shorten the interval: wait, then look again
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
                 continue
             self._last_poll = self.clock()
-            await self._poll_safely()
+            await self.poll_once()
 
-    def _interval(self) -> float:
+    def interval(self) -> float:
+        """Seconds between polls now: the base while jobs change, longer as they stay quiet."""
         base = self.destination.poll_interval_s
         longest = max(base, MAX_INTERVAL_S)
         if self._failures:
             return min(longest, base * (1 << min(self._failures, 10)))
-        now = self.clock()
-        quiet = min((now - t.changed for t in self._tracked.values()), default=0.0)
-        return min(longest, max(base, quiet * AGE_FACTOR))
+        return min(longest, max(base, (self.clock() - self._last_change) * AGE_FACTOR))
 
-    async def _poll_safely(self) -> None:
+    async def poll_once(self) -> None:
+        """One round as the loop runs it: a failure is logged, noted and backed off from."""
         try:
             await self.poll()
         except Exception as exc:  # transient, or a bug: either way no job changes state
@@ -273,12 +296,18 @@ class BatchBackend(Backend):
                 log.exception("polling %s failed", self.destination.name)
             self._failures += 1
             if self._failures == 1:
-                self._note([t.job for t in self._tracked.values()], "scheduler_unavailable",
-                           f"status command failed; jobs keep their state, retrying: {exc}")
+                self._note(
+                    [t.job for t in self._tracked.values()],
+                    "scheduler_unavailable",
+                    f"status command failed; jobs keep their state, retrying: {exc}",
+                )
             return
         if self._failures:
-            self._note([t.job for t in self._tracked.values()], "scheduler_available",
-                       "status commands answer again")
+            self._note(
+                [t.job for t in self._tracked.values()],
+                "scheduler_available",
+                "status commands answer again",
+            )
             self._failures = 0
 
     async def poll(self) -> None:
@@ -290,15 +319,21 @@ class BatchBackend(Backend):
         statuses = await self._statuses([t.native_id for t in tracked])
         now = self.clock()
         self.polls += 1
+        before = [(len(t.done), t.running) for t in tracked]
         unresolved = []
         for t in tracked:
-            units = self._merge(t, statuses, now)
+            was_running = t.running
+            units = t.merge(statuses.get(t.native_id), now)
+            if t.running and not was_running:
+                self.sink.report(t.job, Outcome(JobState.RUNNING, host=t.host))
             if units:
                 unresolved.append((t, units))
             else:
                 self._finish_if_done(t)
         if unresolved:
             await self._resolve(unresolved, now)
+        if before != [(len(t.done), t.running) for t in tracked]:
+            self._last_change = now  # things move: keep polling at the base interval
 
     async def _statuses(self, ids: list[str]) -> dict[str, NativeStatus]:
         size = self.scheduler.chunk_size
@@ -314,51 +349,21 @@ class BatchBackend(Backend):
             out.update(self.scheduler.parse_status_output(result.stdout))
         return out
 
-    def _merge(self, t: _Tracked, statuses: dict[str, NativeStatus], now: float) -> list[Unit]:
-        """Take in what the status says; returns the units that need the sidecar (or more)."""
-        st = statuses.get(t.native_id)
-        unresolved, host, running = [], None, False
-        for unit in t.units:
-            if unit in t.done:
-                continue
-            us = st.tasks.get(unit) if st and unit is not None and st.tasks else st
-            if us is not None and us.phase == Phase.ENDED:
-                if us.outcome is not None and (us.exit_code is not None or us.outcome
-                                               in (JobState.COMPLETED, JobState.LOST)):
-                    t.done[unit], t.changed = us, now
-                    continue
-                t.said[unit] = us  # ended, but the exit code (or even how) is not known yet
-            if us is None or us.phase == Phase.ENDED:
-                unresolved.append(unit)
-            elif us.phase == Phase.RUNNING:
-                running, host = True, host or us.host
-        if running and not t.running:
-            t.running, t.changed = True, now
-            self.sink.report(t.job, Outcome(JobState.RUNNING, host=host))
-        t.missing_since = (t.missing_since or now) if unresolved else None
-        return unresolved
-
-    async def _resolve(self, pending: list[tuple[_Tracked, list[Unit]]], now: float) -> None:
+    async def _resolve(self, pending: list[tuple[Tracked, list[Unit]]], now: float) -> None:
         """The sidecar decides, then accounting; only after the grace period is a job LOST."""
+        await self._absolute_base()
         reads = [(t, u) for t, units in pending for u in units]
-        codes = dict(zip(((t.job.id, u) for t, u in reads),
-                         await asyncio.gather(*(self._sidecar(t, u) for t, u in reads)),
-                         strict=True))
-        ask = [t for t, units in pending if any(
-            (t.said.get(u) is None or t.said[u].outcome is None)
-            and codes[(t.job.id, u)] not in (0, UNREADABLE) for u in units)]
-        accounting = await self._accounting(ask) if ask else {}
-        for t, units in pending:
-            expired = now - (t.missing_since or now) >= self.lost_grace_s
-            for u in units:
-                acct = unit_status(accounting.get(t.native_id), u) if accounting else None
-                decided = decide(t.said.get(u), codes[(t.job.id, u)], acct,
-                                  accounting is not None, expired, t.stop_reason)
-                if decided is not None:
-                    t.done[u], t.changed = decided, now
+        codes = await asyncio.gather(*(self._sidecar(t, u) for t, u in reads))
+        evidence = list(zip(reads, codes, strict=True))
+        ask = {t.job.id: t for (t, u), code in evidence if t.needs_accounting(u, code)}
+        accounting = await self._accounting(list(ask.values())) if ask else {}
+        for (t, u), code in evidence:
+            acct = unit_status(accounting.get(t.native_id), u) if accounting else None
+            t.decide(u, code, acct, accounting is not None, now, self.lost_grace_s)
+        for t, _ in pending:
             self._finish_if_done(t)
 
-    async def _sidecar(self, t: _Tracked, unit: Unit) -> SidecarCode:
+    async def _sidecar(self, t: Tracked, unit: Unit) -> SidecarCode:
         run_dir = self.files(t.job).run_dir
         path = f"{run_dir}/{EXITCODE}" if unit is None else f"{run_dir}/tasks/{unit}/{EXITCODE}"
         try:
@@ -369,7 +374,7 @@ class BatchBackend(Backend):
             return UNREADABLE
         return int(text) if text.lstrip("-").isdigit() else None
 
-    async def _accounting(self, jobs: list[_Tracked]) -> dict[str, NativeStatus] | None:
+    async def _accounting(self, jobs: list[Tracked]) -> dict[str, NativeStatus] | None:
         """Accounting records of jobs; None if it could not be asked right now."""
         if self._accounting_off:
             return {}
@@ -393,13 +398,10 @@ class BatchBackend(Backend):
             out.update(self.scheduler.parse_accounting_output(result.stdout))
         return out
 
-    def _finish_if_done(self, t: _Tracked) -> None:
-        if any(u not in t.done for u in t.units) or self._tracked.get(t.job.id) is not t:
+    def _finish_if_done(self, t: Tracked) -> None:
+        if not t.finished or self._tracked.get(t.job.id) is not t:
             return
-        if t.units == [None]:
-            outcome = unit_outcome(t.done[None], t.stop_reason)
-        else:
-            outcome = array_outcome(t.done, t.stop_reason)
+        outcome = t.outcome()
         del self._tracked[t.job.id]
         self._stopping.discard(t.job.id)
         self._final[t.job.id] = outcome
@@ -407,14 +409,14 @@ class BatchBackend(Backend):
             self._final.popitem(last=False)
         self.sink.report(t.job, outcome)
 
-    async def _run(self, argv: list[str], kind: str, timeout: float = 60.0) -> CommandResult:
+    async def _run(
+        self, argv: list[str], kind: str, timeout: float = 60.0, input: str | None = None
+    ) -> CommandResult:
         self.commands[kind] += 1
-        return await self.transport.run(argv, timeout=timeout)
+        return await self.transport.run(argv, timeout=timeout, input=input)
 
     def _note(self, jobs: list[JobRecord], type_: str, message: str) -> None:
         """An event on each job when the sink can write one (else only the log)."""
         log.warning("%s: %s", self.destination.name, message)
-        note = getattr(self.sink, "note", None)
-        if callable(note):
-            for job in jobs:
-                note(job.id, type_, message)
+        for job in jobs:
+            self.sink.note(job.id, type_, message)

@@ -1,55 +1,32 @@
 """What a batch scheduler (Slurm, PBS) is to jobgate: small command builders and output
-parsers plus a native-state map, with no I/O; and how a job that ended is judged from what
-the scheduler, the exit-code sidecar and accounting say. The polling loop that runs them is
-`BatchBackend` in batch.py.
+parsers plus a native-state map, with no I/O of their own; and the shells that run many
+submit commands at once. The polling loop that runs them is `BatchBackend` in batch.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import re
-import signal
+import shlex
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from jobgate.backends.base import JobFiles, Outcome
+from jobgate.backends.base import JobFiles
+from jobgate.backends.batch_status import NativeStatus, Phase, StateMap
 from jobgate.config import Destination
 from jobgate.errors import SchedulerUnavailable, SpecError, SubmitError
 from jobgate.spec import JobRecord, Resources
-from jobgate.states import JobState
 from jobgate.transports.base import CommandResult
 
 log = logging.getLogger(__name__)
 
 TASK_MARK = "@TASK@"  # stands for an array index in task.sh.in; shlex never quotes it
 TASK_TEMPLATE = "task.sh.in"
+MAX_ARRAY_TASKS = 100_000
 _RAW_VALUE = r"[A-Za-z0-9_.,:=@%+/-]+"  # no shell metacharacters, quotes or spaces
-
-
-class Phase(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    ENDED = "ended"
-    UNKNOWN = "unknown"  # a native state we have no mapping for: keep the job as it is
-
-
-@dataclass
-class NativeStatus:
-    """What the scheduler says about one job (or one array task)."""
-
-    phase: Phase
-    native_state: str
-    outcome: JobState | None = None  # how it ended, when the scheduler says (phase ENDED)
-    exit_code: int | None = None
-    signal: int | None = None
-    reason: str | None = None
-    host: str | None = None
-    tasks: dict[int, NativeStatus] = field(default_factory=dict)  # array tasks by index
-
-
-StateMap = dict[str, tuple[Phase, JobState | None, str | None]]
 
 
 def job_name(job: JobRecord) -> str:
@@ -59,39 +36,41 @@ def job_name(job: JobRecord) -> str:
 
 def array_indices(spec: str) -> list[int]:
     """Indices of an array spec: "0-9:2%4" -> 0,2,4,6,8; "1,3,5" -> 1,3,5."""
-    out: set[int] = set()
+    ranges = []
     for part in spec.split("%", maxsplit=1)[0].split(","):
         m = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part.strip())
         if not m:
-            raise ValueError(f"{spec!r} is not an array spec")
-        first = int(m.group(1))
+            raise ValueError(f"{spec!r} is not an array spec (e.g. '0-99%10' or '1,3,5')")
+        first, step = int(m.group(1)), int(m.group(3) or 1)
         last = int(m.group(2) or first)
-        step = int(m.group(3) or 1)
         if last < first or step < 1:
-            raise ValueError(f"{spec!r}: empty range {part!r}")
-        out.update(range(first, last + 1, step))
-    return sorted(out)
+            raise ValueError(f"{spec!r}: {part!r} is an empty range")
+        ranges.append(range(first, last + 1, step))
+    if sum(len(r) for r in ranges) > MAX_ARRAY_TASKS:  # counted before building the list
+        raise ValueError(f"{spec!r}: more than {MAX_ARRAY_TASKS} tasks")
+    return sorted({i for r in ranges for i in r})
 
 
-def exit_reason(code: int | None, sig: int | None = None) -> str:
-    if sig:
-        return f"killed by {signal_name(sig)}"
-    if code is None:
-        return "no exit code"
-    if code == 127:
-        return "exit code 127: command not found"
-    if code == 126:
-        return "exit code 126: cannot execute or cannot enter the working directory"
-    if code > 128 and code - 128 < 65:
-        return f"exit code {code} (killed by {signal_name(code - 128)})"
-    return f"exit code {code}"
-
-
-def signal_name(sig: int) -> str:
+def check_array(res: Resources) -> list[int] | None:
+    if res.array is None:
+        return None
     try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
+        return array_indices(res.array)
+    except ValueError as exc:
+        raise SpecError("resources.array", str(exc)) from None
+
+
+def body_context(task_variable: str) -> dict[str, Any]:
+    """What the templates need besides the resources: the sidecar written atomically (a
+    poller may read it while it is written, maybe over NFS), and for the array dispatch,
+    how each task turns task.sh.in (the shared body with TASK_MARK for the index) into its
+    own wrapper, run in tasks/<index>."""
+    return {
+        "atomic_sidecar": True,
+        "task_variable": task_variable,
+        "mark": TASK_MARK,
+        "task_template": TASK_TEMPLATE,
+    }
 
 
 def task_files(job: JobRecord, files: JobFiles) -> JobFiles:
@@ -194,8 +173,9 @@ class BatchScheduler(ABC):
         try:
             phase, outcome, reason = self.states[native_state]
         except KeyError:
-            log.warning("%s: unknown job state %r: keeping the job as it is", self.name,
-                        native_state)
+            log.warning(
+                "%s: unknown job state %r: keeping the job as it is", self.name, native_state
+            )
             return NativeStatus(Phase.UNKNOWN, native_state, **details)
         return NativeStatus(phase, native_state, outcome, reason=reason, **details)
 
@@ -218,9 +198,39 @@ class BatchScheduler(ABC):
 
 
 def message_of(result: CommandResult) -> str:
-    text = (result.stderr.strip() or result.stdout.strip()) or f"exit status {result.returncode}"
-    lines = [line for line in text.splitlines() if line.strip()]
-    return " ".join(lines[-3:])[:500]
+    """The scheduler's own words, without the "sbatch: error: " prefixes, on one line."""
+    text = result.stderr.strip() or result.stdout.strip()
+    lines = [
+        re.sub(r"^[a-z]+: (?:error: |fatal: )?", "", ln.strip(" '")) for ln in text.splitlines()
+    ]
+    message = "; ".join(ln for ln in lines[-3:] if ln)
+    return message[:500] or f"exit status {result.returncode}"
+
+
+# Many submit commands in one shell: one process (or SSH channel) instead of one per job.
+# Each prints "<exit status> <its output, newlines as \x1f>" on one line.
+_BATCH_RUNNER = (
+    'jobgate_run() { out=$("$@" 2>&1); rc=$?; printf \'%s %s\\n\' "$rc" '
+    "\"${out//$'\\n'/$'\\037'}\"; }\n"
+)
+
+
+def batch_script(argvs: list[list[str]]) -> str:
+    """A bash script (for stdin) that runs each command in turn, every word quoted."""
+    return _BATCH_RUNNER + "".join(
+        " ".join(["jobgate_run", *map(shlex.quote, argv)]) + "\n" for argv in argvs
+    )
+
+
+def parse_batch_output(text: str) -> list[CommandResult]:
+    """One result per command that ran (fewer if the shell died): output in both streams."""
+    results = []
+    for line in text.splitlines():
+        rc, _, out = line.partition(" ")
+        if rc.isdigit():
+            out = out.replace("\x1f", "\n")
+            results.append(CommandResult(int(rc), out, out))
+    return results
 
 
 def raw_directive_pattern(long_options: bool) -> str:
@@ -230,80 +240,60 @@ def raw_directive_pattern(long_options: bool) -> str:
     return rf"-[A-Za-z](?: {_RAW_VALUE})?"
 
 
-# -- judging how a job ended (pure: the loop in batch.py gathers the evidence) ---------------
-
-Unit = int | None  # an array index, or None for a whole (non-array) job
-UNREADABLE = object()  # the sidecar could not be read just now (transport down): ask again
-SidecarCode = int | None | object
+SUBMIT_BATCH = 50  # most submit commands in one shell
+Run = Callable[[list[str], str, float, "str | None"], Awaitable[CommandResult]]
 
 
-def decide(said: NativeStatus | None, code: SidecarCode, acct: NativeStatus | None,
-           answered: bool, expired: bool, stop_reason: str | None) -> NativeStatus | None:
-    """How a unit that is no longer live in the queue ended, or None to ask again later.
-    `said`: what the status command said (ended, maybe not how); `code`: the sidecar;
-    `acct`: the accounting record; `answered`: accounting was asked (or there is none)."""
-    known = code if isinstance(code, int) else None
-    for source in (said, acct):
-        if source is not None and source.phase == Phase.ENDED and source.outcome is not None:
-            return source if known is None else replace(source, exit_code=known, signal=None)
-    if code is UNREADABLE and not expired:
-        return None
-    if known == 0 or (known is not None and (answered or expired)):
-        state = JobState.COMPLETED if known == 0 else JobState.FAILED
-        return NativeStatus(Phase.ENDED, "exitcode", state, exit_code=known)
-    if stop_reason and (said is not None or answered or expired):
-        return NativeStatus(Phase.ENDED, "gone", JobState.CANCELLED)  # stopped before it ran
-    if expired:
-        return NativeStatus(Phase.ENDED, "gone", JobState.LOST,
-                            reason="left the queue with no exit code and no accounting record")
-    return None
+class SubmitShells:
+    """Submit commands that arrive together share a shell (one process, or one SSH channel,
+    for many jobs; at most `limit` shells at once); a lone command runs as it is. The
+    gateway's cost per job stays below sbatch's own, and each job still gets its own exit
+    status and message."""
 
+    def __init__(self, run: Run, limit: int) -> None:
+        self._run, self._limit = run, limit
+        self._slots = asyncio.Semaphore(limit)
+        self._queued: list[tuple[list[str], asyncio.Future[CommandResult]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
-def unit_status(st: NativeStatus | None, unit: Unit) -> NativeStatus | None:
-    """The status of one unit: its task's, or the whole job's when tasks are not listed."""
-    if st is None or unit is None or not st.tasks:
-        return st
-    return st.tasks.get(unit)
+    async def run(self, argv: list[str]) -> CommandResult:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[CommandResult] = loop.create_future()
+        self._queued.append((argv, future))
+        if len(self._queued) == 1:
+            loop.call_soon(self._drain)  # after every submit of this loop turn
+        return await future
 
+    def _drain(self) -> None:
+        queued, self._queued = self._queued, []
+        size = min(SUBMIT_BATCH, math.ceil(len(queued) / self._limit))
+        for i in range(0, len(queued), size):
+            task = asyncio.create_task(self._shell(queued[i : i + size]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-def unit_outcome(st: NativeStatus, stop_reason: str | None) -> Outcome:
-    state, code = st.outcome or JobState.LOST, st.exit_code
-    if state == JobState.COMPLETED and code not in (0, None):
-        state = JobState.FAILED
-    if stop_reason == "cancel" and state != JobState.COMPLETED:
-        return Outcome(JobState.CANCELLED, code, "cancelled on request", st.host, st.native_state)
-    if stop_reason == "timeout" and state != JobState.COMPLETED:
-        return Outcome(JobState.TIMEOUT, code, "walltime exceeded", st.host, st.native_state)
-    reason = st.reason
-    if state == JobState.FAILED and not reason:
-        reason = exit_reason(code, st.signal)
-    elif state == JobState.CANCELLED and not reason:
-        reason = "cancelled outside jobgate (by the scheduler or an administrator)"
-    return Outcome(state, code, reason, st.host, st.native_state)
+    async def _shell(self, batch: list[tuple[list[str], asyncio.Future[CommandResult]]]) -> None:
+        try:
+            async with self._slots:
+                if len(batch) == 1:
+                    results = [await self._run(batch[0][0], "submit", 60.0, None)]
+                else:
+                    script = batch_script([argv for argv, _ in batch])
+                    argv = ["/bin/bash", "-s"]
+                    done = await self._run(argv, "submit_shell", 60.0 + len(batch), script)
+                    results = parse_batch_output(done.stdout)
+        except Exception as exc:  # every job of the batch learns it (TransientError: find)
+            results, error = [], exc
+        else:
+            error = SchedulerUnavailable("the submit shell ended before this job's turn")
+        for i, (_, future) in enumerate(batch):
+            if not future.done():
+                if i < len(results):
+                    future.set_result(results[i])
+                else:
+                    future.set_exception(error)
 
-
-def array_outcome(done: dict[Unit, NativeStatus], stop_reason: str | None) -> Outcome:
-    """One outcome for an array: it fails if any task did not complete, naming the tasks;
-    every task's state and exit code go in `data`."""
-    tasks = {u: unit_outcome(st, stop_reason) for u, st in sorted(done.items(), key=_by_unit)}
-    data = {"tasks": {str(u): {"state": o.state.value, "exit_code": o.exit_code,
-                               "reason": o.reason} for u, o in tasks.items()}}
-    bad = [u for u, o in tasks.items() if o.state != JobState.COMPLETED]
-    if not bad:
-        return Outcome(JobState.COMPLETED, 0, data=data)
-    states = {tasks[u].state for u in bad}
-    if stop_reason:
-        state = JobState.TIMEOUT if stop_reason == "timeout" else JobState.CANCELLED
-    elif len(states) == 1 and len(bad) == len(tasks):
-        state = states.pop()
-    else:
-        state = JobState.FAILED
-    named = "; ".join(f"{u}: {tasks[u].reason}" for u in bad[:5])
-    more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
-    code = next((tasks[u].exit_code for u in bad if tasks[u].exit_code is not None), None)
-    reason = f"{len(bad)} of {len(tasks)} array tasks did not complete ({named}{more})"
-    return Outcome(state, code, reason, data=data)
-
-
-def _by_unit(item: tuple[Unit, NativeStatus]) -> int:
-    return -1 if item[0] is None else item[0]
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

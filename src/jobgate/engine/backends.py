@@ -13,6 +13,9 @@ class _NoSink:
     def report(self, job: JobRecord, outcome: Outcome) -> None:  # reads only: no reports
         pass
 
+    def note(self, job_id: str, type_: str, message: str) -> None:
+        pass
+
 
 class Backends:
     def __init__(self, config: Config, sink: StatusSink | None = None) -> None:
@@ -27,7 +30,8 @@ class Backends:
 
     def _build(self, dest: Destination) -> Backend:
         # Imports are lazy: a gateway with only local jobs never loads asyncssh.
-        base_dir = str(self.config.home / "runs")
+        # Run directories: here for local jobs; outputs of remote ones are collected here.
+        base_dir = local_dir = str(self.config.home / "runs")
         if dest.scheduler == "local" and dest.transport == "local":
             from jobgate.backends.local import LocalBackend
 
@@ -43,16 +47,20 @@ class Backends:
         if dest.scheduler == "ssh":
             from jobgate.backends.ssh import SSHBackend
 
-            return SSHBackend(dest, self.sink, base_dir, transport)
+            return SSHBackend(dest, self.sink, base_dir, transport, local_base_dir=local_dir)
         from jobgate.backends.batch import BatchBackend
 
         if dest.scheduler == "slurm":
             from jobgate.backends.slurm import SlurmScheduler
 
-            return BatchBackend(dest, self.sink, base_dir, transport, SlurmScheduler(dest))
+            return BatchBackend(
+                dest, self.sink, base_dir, transport, SlurmScheduler(dest), local_dir=local_dir
+            )
         from jobgate.backends.pbs import PBSScheduler
 
-        return BatchBackend(dest, self.sink, base_dir, transport, PBSScheduler(dest))
+        return BatchBackend(
+            dest, self.sink, base_dir, transport, PBSScheduler(dest), local_dir=local_dir
+        )
 
     @staticmethod
     def _transport(dest: Destination) -> Transport:

@@ -20,7 +20,7 @@ from jobgate.backends.base import Backend, Outcome, Submitted
 from jobgate.backends.local import process_start
 from jobgate.config import Config, Destination
 from jobgate.engine.backends import Backends
-from jobgate.errors import FatalError, JobgateError
+from jobgate.errors import FatalError, JobgateError, TransientError
 from jobgate.ids import new_id
 from jobgate.spec import JobRecord
 from jobgate.states import FINAL_STATES, JobState
@@ -65,6 +65,7 @@ class Supervisor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
         self._stop_wanted = False
+        self._paused: dict[str, tuple[float, float]] = {}  # destination -> (until, delay)
         self._closing = False
 
     # -- life cycle ---------------------------------------------------------------------
@@ -129,6 +130,8 @@ class Supervisor:
     # -- admission and submission -------------------------------------------------------
 
     async def _admit(self, dest: Destination) -> bool:
+        if asyncio.get_running_loop().time() < self._paused.get(dest.name, (0.0, 0.0))[0]:
+            return False  # the scheduler failed transiently: wait out the back-off
         claimed = self.store.claim(dest.name, dest.capacity, CLAIM_BATCH, self.gateway_id)
         if claimed:
             backend = self.backends.get(dest.name)
@@ -136,9 +139,21 @@ class Supervisor:
             self._flush()
         return len(claimed) == CLAIM_BATCH
 
+    def _pause(self, destination: str) -> float:
+        """Back off from a destination whose scheduler failed: 1 s, doubling, at most 60 s."""
+        _, last = self._paused.get(destination, (0.0, 0.0))
+        delay = min(60.0, max(1.0, last * 2))
+        self._paused[destination] = (asyncio.get_running_loop().time() + delay, delay)
+        return delay
+
     async def _submit(self, backend: Backend, job: JobRecord) -> None:
         try:
             sub = await backend.submit(job)
+        except TransientError as exc:  # not the job's fault: back to the queue, retried later
+            delay = self._pause(job.destination)
+            message = f"submission failed, will retry in {delay:.0f} s: {exc}"
+            self._queue(Transition(job.id, S.QUEUED, message, expect=_STAGING_IN))
+            return
         except FatalError as exc:
             self._queue(Transition(job.id, S.FAILED, str(exc), fields={"reason": str(exc)}))
             return
@@ -147,7 +162,15 @@ class Supervisor:
             reason = f"submit failed: {exc}"
             self._queue(Transition(job.id, S.FAILED, reason, fields={"reason": reason}))
             return
+        self._paused.pop(job.destination, None)
         self._record_submitted(job, sub)
+
+    def note(self, job_id: str, type_: str, message: str) -> None:
+        """An event that is not a state change (a backend's word on a job)."""
+        try:
+            self.store.add_event(job_id, type_, message)
+        except JobgateError as exc:
+            log.warning("could not record %s for %s: %s", type_, job_id, exc)
 
     def _record_submitted(self, job: JobRecord, sub: Submitted) -> JobRecord:
         fields = {"native_id": sub.native_id, "host": sub.host, "backend_data": sub.data}
@@ -250,7 +273,12 @@ class Supervisor:
                 self._spawn(self._stage_out(job, outcome))
                 continue
             if job.state == S.STAGING_IN:
-                found = await backend.find(job)
+                try:
+                    found = await backend.find(job)
+                except TransientError as exc:  # cannot tell yet: leave it for the next pass
+                    log.warning("cannot look for %s yet: %s", job.id, exc)
+                    self.store.release_jobs([job.id])
+                    continue
                 if found is None:  # never handed over: safe to submit now
                     await self._submit(backend, job)
                     continue
@@ -263,6 +291,9 @@ class Supervisor:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+_STAGING_IN = frozenset({S.STAGING_IN})
 
 
 def _end_state(job: JobRecord) -> JobState:

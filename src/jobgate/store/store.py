@@ -198,6 +198,11 @@ class Store:
             rows = conn.execute(select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id)).all()
         return [_record(r) for r in rows], {r[0] for r in found if r[1] is not None}
 
+    def release_jobs(self, job_ids: Sequence[str]) -> None:
+        """Let go of some jobs: a later adoption pass (of any supervisor) takes them up."""
+        with self._write() as conn:
+            conn.execute(update(jobs).where(jobs.c.id.in_(list(job_ids))).values(gateway_id=None))
+
     def release(self, gateway_id: str) -> None:
         """A supervisor stopping cleanly lets go of its jobs (they keep running)."""
         with self._write() as conn:

@@ -11,8 +11,9 @@
 #PBS -m abe
 #PBS -W depend=afterok:123
 jobgate_dir=/runs/01JOBGATE0000000000000TEST
-printf '%s\n' "${HOSTNAME:-$(hostname)}" > "$jobgate_dir/HOSTNAME"
-printf '%s\n' "${EPOCHREALTIME:-$(date +%s)}" > "$jobgate_dir/job.started"
+{ read -r jobgate_host < /proc/sys/kernel/hostname; } 2>/dev/null || jobgate_host=$(hostname)
+printf '%s\n' "$jobgate_host" > "$jobgate_dir/HOSTNAME"
+printf '%s\n' "${EPOCHREALTIME:-}" > "$jobgate_dir/job.started"
 export NASTY='it'"'"'s $(touch /tmp/pwned) `id` ; rm -rf ~'
 jobgate_end() {
   printf '%s\n' "$1" > "$jobgate_dir/exitcode.tmp" && mv -f "$jobgate_dir/exitcode.tmp" /runs/01JOBGATE0000000000000TEST/exitcode

@@ -18,8 +18,9 @@
 #SBATCH --mail-type=END,FAIL
 #SBATCH --signal=B:USR1@60
 jobgate_dir=/runs/01JOBGATE0000000000000TEST
-printf '%s\n' "${HOSTNAME:-$(hostname)}" > "$jobgate_dir/HOSTNAME"
-printf '%s\n' "${EPOCHREALTIME:-$(date +%s)}" > "$jobgate_dir/job.started"
+{ read -r jobgate_host < /proc/sys/kernel/hostname; } 2>/dev/null || jobgate_host=$(hostname)
+printf '%s\n' "$jobgate_host" > "$jobgate_dir/HOSTNAME"
+printf '%s\n' "${EPOCHREALTIME:-}" > "$jobgate_dir/job.started"
 export A=1
 export B='it'"'"'s $(touch /tmp/pwned) `id` "quoted" ; rm -rf ~ \ end'
 jobgate_end() {

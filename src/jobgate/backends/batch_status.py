@@ -1,0 +1,214 @@
+"""The status model of batch jobs and how one that ended is judged: what the status command
+said, the job's exit-code sidecar, and accounting, in that order; after a grace period with
+none of them, LOST. Never success by absence. Pure: `BatchBackend` gathers the evidence.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from jobgate.backends.base import Outcome
+from jobgate.spec import JobRecord
+from jobgate.states import JobState
+
+
+class Phase(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    ENDED = "ended"
+    UNKNOWN = "unknown"  # a native state we have no mapping for: keep the job as it is
+
+
+@dataclass
+class NativeStatus:
+    """What the scheduler says about one job (or one array task)."""
+
+    phase: Phase
+    native_state: str
+    outcome: JobState | None = None  # how it ended, when the scheduler says (phase ENDED)
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None
+    host: str | None = None
+    tasks: dict[int, NativeStatus] = field(default_factory=dict)  # array tasks by index
+
+
+StateMap = dict[str, tuple[Phase, JobState | None, str | None]]
+
+
+def exit_reason(code: int | None, sig: int | None = None) -> str:
+    if sig:
+        return f"killed by {signal_name(sig)}"
+    if code is None:
+        return "no exit code"
+    if code == 127:
+        return "exit code 127: command not found"
+    if code == 126:
+        return "exit code 126: cannot execute or cannot enter the working directory"
+    if code > 128 and code - 128 < 65:
+        return f"exit code {code} (killed by {signal_name(code - 128)})"
+    return f"exit code {code}"
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+Unit = int | None  # an array index, or None for a whole (non-array) job
+UNREADABLE = object()  # the sidecar could not be read just now (transport down): ask again
+SidecarCode = int | None | object
+
+
+def decide(
+    said: NativeStatus | None,
+    code: SidecarCode,
+    acct: NativeStatus | None,
+    answered: bool,
+    expired: bool,
+    stop_reason: str | None,
+) -> NativeStatus | None:
+    """How a unit that is no longer live in the queue ended, or None to ask again later.
+    `said`: what the status command said (ended, maybe not how); `code`: the sidecar;
+    `acct`: the accounting record; `answered`: accounting was asked (or there is none)."""
+    known = code if isinstance(code, int) else None
+    for source in (said, acct):
+        if source is not None and source.phase == Phase.ENDED and source.outcome is not None:
+            return source if known is None else replace(source, exit_code=known, signal=None)
+    if code is UNREADABLE and not expired:
+        return None
+    if known == 0 or (known is not None and (answered or expired)):
+        state = JobState.COMPLETED if known == 0 else JobState.FAILED
+        return NativeStatus(Phase.ENDED, "exitcode", state, exit_code=known)
+    if stop_reason and (said is not None or answered or expired):
+        return NativeStatus(Phase.ENDED, "gone", JobState.CANCELLED)  # stopped before it ran
+    if expired:
+        return NativeStatus(
+            Phase.ENDED,
+            "gone",
+            JobState.LOST,
+            reason="left the queue with no exit code and no accounting record",
+        )
+    return None
+
+
+@dataclass(eq=False)
+class Tracked:
+    """A job the polling loop watches, and what is known of it so far, per unit."""
+
+    job: JobRecord
+    native_id: str
+    units: list[Unit]  # its array indices, or [None]
+    running: bool = False
+    stop_reason: str | None = None
+    host: str | None = None
+    missing_since: float | None = None
+    done: dict[Unit, NativeStatus] = field(default_factory=dict)  # final: never asked again
+    said: dict[Unit, NativeStatus] = field(default_factory=dict)  # ended; how or code unknown
+
+    def merge(self, st: NativeStatus | None, now: float) -> list[Unit]:
+        """Take in the status command's answer; returns the units that left the queue or
+        ended without an exit code, for the sidecar and then accounting to decide."""
+        unresolved = []
+        for unit in self.units:
+            if unit in self.done:
+                continue
+            us = unit_status(st, unit)
+            if us is not None and us.phase == Phase.ENDED:
+                if us.outcome is not None and (
+                    us.exit_code is not None or us.outcome in (JobState.COMPLETED, JobState.LOST)
+                ):
+                    self.done[unit] = us
+                    continue
+                self.said[unit] = us
+            if us is None or us.phase == Phase.ENDED:
+                unresolved.append(unit)
+            elif us.phase == Phase.RUNNING and not self.running:
+                self.running, self.host = True, us.host
+        self.missing_since = (self.missing_since or now) if unresolved else None
+        return unresolved
+
+    def needs_accounting(self, unit: Unit, code: SidecarCode) -> bool:
+        said = self.said.get(unit)
+        return (said is None or said.outcome is None) and code not in (0, UNREADABLE)
+
+    def decide(
+        self,
+        unit: Unit,
+        code: SidecarCode,
+        acct: NativeStatus | None,
+        answered: bool,
+        now: float,
+        grace_s: float,
+    ) -> None:
+        expired = now - (self.missing_since or now) >= grace_s
+        decided = decide(self.said.get(unit), code, acct, answered, expired, self.stop_reason)
+        if decided is not None:
+            self.done[unit] = decided
+
+    @property
+    def finished(self) -> bool:
+        return all(u in self.done for u in self.units)
+
+    def outcome(self) -> Outcome:
+        if self.units == [None]:
+            return unit_outcome(self.done[None], self.stop_reason)
+        return array_outcome(self.done, self.stop_reason)
+
+
+def unit_status(st: NativeStatus | None, unit: Unit) -> NativeStatus | None:
+    """The status of one unit: its task's, or the whole job's when tasks are not listed."""
+    if st is None or unit is None or not st.tasks:
+        return st
+    return st.tasks.get(unit)
+
+
+def unit_outcome(st: NativeStatus, stop_reason: str | None) -> Outcome:
+    state, code = st.outcome or JobState.LOST, st.exit_code
+    if state == JobState.COMPLETED and code not in (0, None):
+        state = JobState.FAILED
+    if stop_reason == "cancel" and state != JobState.COMPLETED:
+        return Outcome(JobState.CANCELLED, code, "cancelled on request", st.host, st.native_state)
+    if stop_reason == "timeout" and state != JobState.COMPLETED:
+        return Outcome(JobState.TIMEOUT, code, "walltime exceeded", st.host, st.native_state)
+    reason = st.reason
+    if state == JobState.FAILED and not reason:
+        reason = exit_reason(code, st.signal)
+    elif state == JobState.CANCELLED and not reason:
+        reason = "cancelled outside jobgate (by the scheduler or an administrator)"
+    return Outcome(state, code, reason, st.host, st.native_state)
+
+
+def array_outcome(done: dict[Unit, NativeStatus], stop_reason: str | None) -> Outcome:
+    """One outcome for an array: it fails if any task did not complete, naming the tasks;
+    every task's state and exit code go in `data`."""
+    tasks = {u: unit_outcome(st, stop_reason) for u, st in sorted(done.items(), key=_by_unit)}
+    data = {
+        "tasks": {
+            str(u): {"state": o.state.value, "exit_code": o.exit_code, "reason": o.reason}
+            for u, o in tasks.items()
+        }
+    }
+    bad = [u for u, o in tasks.items() if o.state != JobState.COMPLETED]
+    if not bad:
+        return Outcome(JobState.COMPLETED, 0, data=data)
+    states = {tasks[u].state for u in bad}
+    if stop_reason:
+        state = JobState.TIMEOUT if stop_reason == "timeout" else JobState.CANCELLED
+    elif len(states) == 1 and len(bad) == len(tasks):
+        state = states.pop()
+    else:
+        state = JobState.FAILED
+    named = "; ".join(f"{u}: {tasks[u].reason}" for u in bad[:5])
+    more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+    code = next((tasks[u].exit_code for u in bad if tasks[u].exit_code is not None), None)
+    reason = f"{len(bad)} of {len(tasks)} array tasks did not complete ({named}{more})"
+    return Outcome(state, code, reason, data=data)
+
+
+def _by_unit(item: tuple[Unit, NativeStatus]) -> int:
+    return -1 if item[0] is None else item[0]

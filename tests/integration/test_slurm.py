@@ -1,0 +1,227 @@
+"""Slurm through a real Gateway on the test cluster (scripts/slurm-up.sh): exit codes, output,
+environment, files, cancel while pending and while running, a time limit, an array with a
+failing task, a refused submission, and restarts of the gateway while jobs run."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import make_config, need, service_env, which
+from jobgate import Gateway, JobState
+from jobgate.sdk import Job
+from jobgate.store.tables import jobs as jobs_table
+
+pytestmark = pytest.mark.slurm
+OpenGateway = Callable[..., Gateway]
+WAIT = 60  # seconds: generous for a job that should end within a poll or two
+S = JobState
+
+
+def slurm_answers() -> bool:
+    if not which("sbatch"):
+        return False
+    try:
+        done = subprocess.run(["sinfo", "-h"], check=False, capture_output=True, timeout=20)
+        return done.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def slurm_destination(**extra: Any) -> dict[str, Any]:
+    partition = service_env().get("JOBGATE_TEST_SLURM_PARTITION")
+    defaults = {"partition": partition} if partition else {}
+    return {
+        "scheduler": "slurm",
+        "capacity": 50,
+        "poll_interval_s": 0.5,
+        "defaults": defaults,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster() -> None:
+    need(slurm_answers(), "no Slurm test cluster (run scripts/slurm-up.sh as root)")
+
+
+@pytest.fixture
+def gw(cluster: None, home: Path, tmp_path: Path) -> Iterator[Gateway]:
+    config = make_config(home, f"sqlite:///{tmp_path / 'jobgate.db'}", slurm=slurm_destination())
+    with Gateway(config) as gateway:
+        yield gateway
+
+
+def wait_for_file(path: Path, text: str = "") -> None:
+    """Files the job writes are the only signal there is from inside it: follow them."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never showed {text!r}")
+
+
+def states(job: Job) -> list[str]:
+    return [e.type for e in job.events() if e.type.isupper()]
+
+
+def test_exit_codes_output_and_environment(gw: Gateway) -> None:
+    ok = gw.submit(
+        script='echo "out $GREETING"; echo err >&2', environment={"GREETING": "it's $HOME `id`"}
+    )
+    bad = gw.submit(script="echo partial; exit 3")
+    assert ok.wait(WAIT) == S.COMPLETED
+    assert (ok.exit_code, ok.stdout(), ok.stderr()) == (0, "out it's $HOME `id`\n", "err\n")
+    assert bad.wait(WAIT) == S.FAILED
+    assert (bad.exit_code, bad.record.reason, bad.stdout()) == (3, "exit code 3", "partial\n")
+    assert ok.native_id and ok.native_id.isdigit() and ok.native_id != bad.native_id
+    assert states(ok)[:3] == ["QUEUED", "STAGING_IN", "SUBMITTED"]
+    assert states(ok)[-1] == "COMPLETED"
+    run_dir = gw.home / "runs" / ok.id
+    assert (run_dir / "exitcode").read_text() == "0\n" and (run_dir / "job.started").exists()
+    assert ok.record.host == (run_dir / "HOSTNAME").read_text().strip()
+
+
+def test_executable_arguments_workdir_and_files(gw: Gateway, tmp_path: Path) -> None:
+    source = tmp_path / "data.txt"
+    source.write_text("3\n4\n")
+    job = gw.submit(
+        executable="/bin/sh",
+        arguments=[
+            "-c",
+            "awk '{s+=$1} END {print s}' ../in/data.txt > sum.txt; echo \"$1\"",
+            "-",
+            "two words",
+        ],
+        directory="work",
+        input_files=[{"source": str(source), "target": "in/data.txt"}],
+        output_files=["sum.txt"],
+    )
+    assert job.wait(WAIT) == S.COMPLETED
+    assert job.stdout() == "two words\n"
+    assert (gw.home / "runs" / job.id / "outputs/sum.txt").read_text() == "7\n"
+
+
+def test_cancel_while_pending_never_starts(gw: Gateway) -> None:
+    job = gw.submit(script="touch ran", resources={"directives": ["--hold"]})
+    assert job.wait(WAIT, until=lambda s: s == S.SUBMITTED) == S.SUBMITTED
+    job.cancel()
+    assert job.wait(WAIT) == S.CANCELLED
+    assert (job.exit_code, job.record.reason) == (None, "cancelled on request")
+    assert not (gw.home / "runs" / job.id / "job.started").exists()
+
+
+def test_cancel_while_running_runs_cancel_sh_first(gw: Gateway) -> None:
+    job = gw.submit(
+        script="echo 'echo hook-ran > hook.txt' > cancel.sh\necho started\nexec sleep 300"
+    )
+    assert job.wait(WAIT, until=lambda s: s == S.RUNNING) == S.RUNNING
+    run_dir = gw.home / "runs" / job.id
+    wait_for_file(run_dir / "stdout", "started")
+    job.cancel()
+    assert job.wait(WAIT) == S.CANCELLED
+    assert (run_dir / "hook.txt").read_text() == "hook-ran\n"
+    assert job.exit_code == 143  # SIGTERM, as the wrapper recorded it
+    types = [e.type for e in job.events()]
+    assert types.index("cancel_requested") < types.index("CANCELLED")
+
+
+def test_an_array_with_a_failing_task(gw: Gateway) -> None:
+    job = gw.submit(
+        script='echo "task $SLURM_ARRAY_TASK_ID"; [ "$SLURM_ARRAY_TASK_ID" = 2 ] && exit 5; exit 0',
+        resources={"array": "0-3"},
+    )
+    assert job.wait(WAIT) == S.FAILED
+    assert job.exit_code == 5
+    assert job.record.reason == "1 of 4 array tasks did not complete (2: exit code 5)"
+    tasks = job.events()[-1].data["tasks"]
+    assert {i: (t["state"], t["exit_code"]) for i, t in tasks.items()} == {
+        "0": ("COMPLETED", 0),
+        "1": ("COMPLETED", 0),
+        "2": ("FAILED", 5),
+        "3": ("COMPLETED", 0),
+    }
+    for i in range(4):  # each task has its own output and sidecar
+        task_dir = gw.home / "runs" / job.id / "tasks" / str(i)
+        assert (task_dir / "stdout").read_text() == f"task {i}\n"
+        assert (task_dir / "exitcode").read_text() == ("5\n" if i == 2 else "0\n")
+
+
+def test_a_refused_submission_fails_with_the_schedulers_words(gw: Gateway) -> None:
+    job = gw.submit(script="true", resources={"partition": "nosuchpartition"})
+    assert job.wait(WAIT) == S.FAILED
+    assert "Invalid partition name specified" in (job.record.reason or "")
+    assert job.native_id is None
+
+
+@pytest.mark.slow
+def test_the_time_limit_ends_the_job_as_timeout(gw: Gateway) -> None:
+    job = gw.submit(script="echo started; exec sleep 600", resources={"walltime": "00:01:00"})
+    assert job.wait(240) == S.TIMEOUT  # Slurm checks limits every 30 s: 60-90 s
+    assert job.record.reason == "walltime exceeded"
+    assert job.stdout() == "started\n"
+
+
+def test_restart_while_jobs_run(cluster: None, open_gateway: OpenGateway, home: Path) -> None:
+    """Close the gateway with jobs running; they end while no gateway watches; a new one on
+    the same home and store reports each with its true state and exit code."""
+    gate = home / "gate"
+    script = f"while [ ! -e {gate} ]; do sleep 0.1; done; echo done; exit $CODE"
+    first = open_gateway(slurm=slurm_destination())
+    running = [first.submit(script=script, environment={"CODE": str(c)}) for c in (0, 4)]
+    held = first.submit(script="true", resources={"directives": ["--hold"]})
+    for job in running:
+        assert job.wait(WAIT, until=lambda s: s == S.RUNNING) == S.RUNNING
+    held.wait(WAIT, until=lambda s: s == S.SUBMITTED)
+    first.close()
+    gate.touch()
+    for job in running:
+        wait_for_file(home / "runs" / job.id / "exitcode")
+    second = open_gateway(slurm=slurm_destination())
+    ok, bad, pending = (second.get(j.id) for j in (*running, held))
+    assert (ok.wait(WAIT), ok.exit_code) == (S.COMPLETED, 0)
+    assert (bad.wait(WAIT), bad.exit_code, bad.record.reason) == (S.FAILED, 4, "exit code 4")
+    assert pending.state == S.SUBMITTED  # still held, still watched
+    pending.cancel()
+    assert pending.wait(WAIT) == S.CANCELLED
+
+
+def test_a_job_submitted_just_before_a_crash_is_found_not_sent_twice(
+    cluster: None, home: Path, tmp_path: Path
+) -> None:
+    """The crash window: sbatch ran, but the native id never reached the store."""
+    url = f"sqlite:///{tmp_path / 'jobgate.db'}"
+    config = make_config(home, url, slurm=slurm_destination())
+    gate = home / "gate"
+    with Gateway(config) as first:
+        job = first.submit(script=f"while [ ! -e {gate} ]; do sleep 0.1; done")
+        job.wait(WAIT, until=lambda s: s == S.RUNNING)
+        native_id = job.native_id
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # as if the gateway died right after sbatch
+        conn.execute(
+            sa.update(jobs_table)
+            .where(jobs_table.c.id == job.id)
+            .values(state="STAGING_IN", native_id=None, started_at=None)
+        )
+    engine.dispose()
+    with Gateway(config) as second:
+        again = second.get(job.id)
+        assert again.wait(WAIT, until=lambda s: s != S.STAGING_IN) in (S.SUBMITTED, S.RUNNING)
+        assert again.native_id == native_id
+        gate.touch()
+        assert again.wait(WAIT) == S.COMPLETED
+    listed = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-n", f"jobgate-{job.id}", "-o", "%i"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert listed == [native_id]  # one Slurm job, not two
