@@ -1,20 +1,24 @@
-"""State changes, the hot path: guarded UPDATEs from statements built once per shape,
-event rows inserted in one executemany per batch, and outbox rows only for jobs that
-have a callback URL (one lookup per batch). Profiling showed SQLAlchemy rebuilding
-statements per call cost 3x the database work itself."""
+"""The hot path: state changes, events, new jobs, claims and reads by id, as SQL written
+once and run with `exec_driver_sql` (the driver's own statement cache, none of SQLAlchemy's
+per-call compiling: profiling showed that costing several times the database's work).
+
+Outbox rows for callbacks are added by one set-based statement per batch, in the same
+transaction as the state changes they announce.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, TextClause, insert, literal, select, text
+from sqlalchemy import Connection, Row
 
-from jobgate.states import FINAL_STATES, JobState, sources
-from jobgate.store.tables import callbacks, job_events, jobs
+from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, sources
+from jobgate.store.tables import jobs
 
 TIME_COLUMN = {
     JobState.QUEUED: "queued_at",
@@ -22,6 +26,7 @@ TIME_COLUMN = {
     JobState.RUNNING: "started_at",
 }
 STATE_NAMES = frozenset(s.value for s in JobState)
+_COLUMNS = frozenset(jobs.c.keys())
 
 
 @dataclass
@@ -41,16 +46,31 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _states(states: Sequence[JobState] | frozenset[JobState]) -> str:
+    return ", ".join(f"'{s.value}'" for s in sorted(states))
+
+
 @cache
-def _update_sql(columns: tuple[str, ...], expect: frozenset[JobState]) -> TextClause:
-    # Column names are checked against the table and states come from the enum, so
-    # nothing user-given reaches the SQL text; values are bound parameters.
-    unknown = set(columns) - set(jobs.c.keys())
+def sql(dialect: str, statement: str) -> str:
+    """`statement` in the driver's parameter style (written with :name)."""
+    if dialect == "sqlite":
+        return statement
+    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", statement)  # psycopg's pyformat
+
+
+def run(conn: Connection, statement: str, params: Any = None) -> Any:
+    return conn.exec_driver_sql(sql(conn.dialect.name, statement), params or {})
+
+
+@cache
+def _update(columns: tuple[str, ...], expect: frozenset[JobState]) -> str:
+    # Columns are checked against the table and states come from the enum, so nothing
+    # user-given reaches the SQL text; values are bound parameters.
+    unknown = set(columns) - _COLUMNS
     if unknown:
         raise ValueError(f"not columns of jobs: {sorted(unknown)}")
     sets = ", ".join(f"{c} = :{c}" for c in columns)
-    states = ", ".join(f"'{s.value}'" for s in sorted(expect))
-    return text(f"UPDATE jobs SET {sets} WHERE id = :_id AND state IN ({states})")  # noqa: S608
+    return f"UPDATE jobs SET {sets} WHERE id = :_id AND state IN ({_states(expect)})"  # noqa: S608
 
 
 def apply(conn: Connection, changes: Sequence[Transition], now: float) -> list[bool]:
@@ -65,51 +85,108 @@ def apply(conn: Connection, changes: Sequence[Transition], now: float) -> list[b
         if t.to in FINAL_STATES:
             values.setdefault("finished_at", now)
         expect = t.expect if t.expect is not None else sources(t.to)
-        sql = _update_sql(tuple(sorted(values)), expect)
-        ok = conn.execute(sql, {**values, "_id": t.job_id}).rowcount == 1
-        took.append(ok)
-        if ok:
+        ok = run(conn, _update(tuple(sorted(values)), expect), {**values, "_id": t.job_id})
+        took.append(ok.rowcount == 1)
+        if ok.rowcount == 1:
             events.append((t.job_id, t.to.value, t.message, t.data))
     add_events(conn, events, now)
     return took
 
 
+_INSERT_EVENT = (
+    "INSERT INTO job_events (job_id, time, type, message, data) "
+    "VALUES (:job_id, :time, :type, :message, :data)"
+)
+# Every state event of these jobs not yet in the outbox (only jobs with a callback URL).
+_OUTBOX = (
+    "INSERT INTO callbacks (job_id, event_seq, url, state, attempts, next_attempt_at, "  # noqa: S608
+    "created_at) SELECT e.job_id, e.seq, j.callback_url, 'pending', 0, :now, :now "
+    "FROM job_events e JOIN jobs j ON j.id = e.job_id "
+    "WHERE e.job_id = :job_id AND j.callback_url IS NOT NULL "
+    f"AND e.type IN ({_states(list(JobState))}) "
+    "AND e.seq > (SELECT coalesce(max(c.event_seq), 0) FROM callbacks c "
+    "WHERE c.job_id = e.job_id)"
+)
+
+
 def add_events(
     conn: Connection, events: Sequence[tuple[str, str, str, dict[str, Any]]], now: float
 ) -> None:
-    """Insert event rows; a state change of a job with a callback URL also gets its
-    outbox row, in this same transaction."""
+    """Insert event rows; state changes of jobs with a callback URL get outbox rows too."""
     if not events:
         return
-    ids = {e[0] for e in events if e[1] in STATE_NAMES}
-    with_callback = set()
-    if ids:
-        query = select(jobs.c.id).where(jobs.c.id.in_(ids), jobs.c.callback_url.is_not(None))
-        with_callback = set(conn.execute(query).scalars())
-    plain = []
-    for job_id, type_, message, data in events:
-        row = {
-            "job_id": job_id,
-            "time": now,
-            "type": type_,
-            "message": message,
-            "data": dumps(data),
-        }
-        if job_id in with_callback and type_ in STATE_NAMES:
-            seq = conn.execute(insert(job_events), row).inserted_primary_key[0]  # type: ignore[index]
-            _outbox(conn, job_id, seq, now)
-        else:
-            plain.append(row)
-    if plain:
-        conn.execute(insert(job_events), plain)
-
-
-def _outbox(conn: Connection, job_id: str, seq: int, now: float) -> None:
-    conn.execute(
-        insert(callbacks).from_select(
-            ["job_id", "event_seq", "url", "next_attempt_at", "created_at"],
-            select(jobs.c.id, literal(seq), jobs.c.callback_url, literal(now), literal(now)).where(
-                jobs.c.id == job_id
-            ),
-        )
+    run(
+        conn,
+        _INSERT_EVENT,
+        [
+            {"job_id": j, "time": now, "type": t, "message": m, "data": dumps(d)}
+            for j, t, m, d in events
+        ],
     )
+    changed = sorted({j for j, t, _, _ in events if t in STATE_NAMES})
+    if changed:
+        run(conn, _OUTBOX, [{"job_id": j, "now": now} for j in changed])
+
+
+_INSERT_JOB = (
+    "INSERT INTO jobs (id, name, owner, destination, state, run_dir, spec, labels, "
+    "idempotency_key, callback_url, backend_data, created_at, queued_at, updated_at) "
+    "VALUES (:id, :name, :owner, :destination, :state, :run_dir, :spec, :labels, "
+    ":idempotency_key, :callback_url, '{}', :created_at, :queued_at, :updated_at)"
+)
+
+
+def insert_job(conn: Connection, row: dict[str, Any], labels: dict[str, str]) -> None:
+    run(conn, _INSERT_JOB, row)
+    if labels:
+        run(
+            conn,
+            "INSERT INTO job_labels (job_id, key, value) VALUES (:job_id, :key, :value)",
+            [{"job_id": row["id"], "key": k, "value": v} for k, v in labels.items()],
+        )
+
+
+def get(conn: Connection, job_id: str) -> Row[Any] | None:
+    row: Row[Any] | None = run(conn, "SELECT * FROM jobs WHERE id = :id", {"id": job_id}).first()
+    return row
+
+
+_ACTIVE = _states(list(ACTIVE_STATES))
+
+
+def claim(
+    conn: Connection, destination: str, capacity: int, limit: int, gateway_id: str, now: float
+) -> list[Row[Any]]:
+    """Inside a transaction that holds the destination's lock (see Store.claim)."""
+    active = run(
+        conn,
+        f"SELECT count(*) FROM jobs WHERE destination = :d AND state IN ({_ACTIVE})",  # noqa: S608
+        {"d": destination},
+    ).scalar_one()
+    free = min(limit, capacity - active)
+    if free <= 0:
+        return []
+    ids = [
+        r[0]
+        for r in run(
+            conn,
+            "SELECT id FROM jobs WHERE destination = :d AND state = 'QUEUED' ORDER BY id LIMIT :n",
+            {"d": destination, "n": free},
+        )
+    ]
+    if not ids:
+        return []
+    # One guarded UPDATE per id (a row cancelled since the SELECT is simply not claimed);
+    # RETURNING gives the rows without another read.
+    claimed = []
+    for job_id in ids:
+        row = run(
+            conn,
+            "UPDATE jobs SET state = 'STAGING_IN', gateway_id = :g, updated_at = "
+            ":now WHERE id = :id AND state = 'QUEUED' RETURNING *",
+            {"g": gateway_id, "now": now, "id": job_id},
+        ).first()
+        if row is not None:
+            claimed.append(row)
+    add_events(conn, [(r.id, JobState.STAGING_IN.value, "admitted", {}) for r in claimed], now)
+    return claimed

@@ -108,16 +108,8 @@ class Store:
         }
         try:
             with self._write() as conn:
-                conn.execute(insert(jobs), row)
-                if record.labels:
-                    conn.execute(
-                        insert(job_labels),
-                        [
-                            {"job_id": record.id, "key": k, "value": v}
-                            for k, v in record.labels.items()
-                        ],
-                    )
-                self._event(conn, record.id, record.state.value, message, {}, now)
+                changes_.insert_job(conn, row, record.labels)
+                changes_.add_events(conn, [(record.id, record.state.value, message, {})], now)
         except IntegrityError:
             raise ConflictError(
                 f"idempotency key {record.spec.idempotency_key!r} was already used"
@@ -132,7 +124,7 @@ class Store:
 
     def get(self, job_id: str) -> JobRecord:
         with self._read() as conn:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+            row = changes_.get(conn, job_id)
         if row is None:
             raise NotFoundError(f"no job {job_id!r}")
         return _record(row)
@@ -259,41 +251,7 @@ class Store:
         with self._write() as conn:
             if not self.is_sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:d))"), {"d": destination})
-            active = conn.execute(
-                select(func.count()).where(
-                    jobs.c.destination == destination,
-                    jobs.c.state.in_([s.value for s in ACTIVE_STATES]),
-                )
-            ).scalar_one()
-            free = min(limit, capacity - active)
-            if free <= 0:
-                return []
-            ids = (
-                conn.execute(
-                    select(jobs.c.id)
-                    .where(jobs.c.destination == destination, jobs.c.state == JobState.QUEUED.value)
-                    .order_by(jobs.c.id)
-                    .limit(free)
-                )
-                .scalars()
-                .all()
-            )
-            if not ids:
-                return []
-            now = time.time()
-            # RETURNING: a row cancelled since the SELECT (PostgreSQL) is simply not claimed.
-            rows = list(
-                conn.execute(
-                    update(jobs)
-                    .where(jobs.c.id.in_(ids), jobs.c.state == JobState.QUEUED.value)
-                    .values(state=JobState.STAGING_IN.value, gateway_id=gateway_id, updated_at=now)
-                    .returning(*jobs.c)
-                ).all()
-            )
-            rows.sort(key=lambda r: r.id)
-            changes_.add_events(
-                conn, [(r.id, JobState.STAGING_IN.value, "admitted", {}) for r in rows], now
-            )
+            rows = changes_.claim(conn, destination, capacity, limit, gateway_id, time.time())
         return [_record(r) for r in rows]
 
     def set_fields(
