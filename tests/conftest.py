@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -83,10 +84,25 @@ def make_config(home: Path, database_url: str, **destinations: dict[str, Any]) -
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
+def home(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "home"
     path.mkdir()
-    return path
+    yield path
+    kill_jobs_under(path)
+
+
+def kill_jobs_under(home: Path) -> None:
+    """Jobs outlive gateways by design: a failed test must not leave its jobs running
+    (some wait for a file that will never come)."""
+    marker = f"{home}/runs/".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker in (proc / "cmdline").read_bytes():
+                os.killpg(int(proc.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass
 
 
 @pytest.fixture
