@@ -199,7 +199,9 @@ class Gateway:
         return asyncio.run_coroutine_threadsafe(_as_coro(coro), self._loop).result()
 
     def submit(self, spec: JobSpec | dict[str, Any] | None = None, **fields: Any) -> Job:
-        return Job(self, self._call(self._core.submit(spec, **fields)))
+        # In this thread, not the loop's: validation and one insert need no event loop.
+        record, _ = self._core.service.submit_now(spec if spec is not None else fields)
+        return Job(self, record)
 
     def get(self, job_id: str) -> Job:
         return Job(self, self._call(self._core.get(job_id)))

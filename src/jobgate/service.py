@@ -35,12 +35,19 @@ class JobService:
     # -- submit ---------------------------------------------------------------------------
 
     async def submit(self, spec: JobSpec | dict[str, Any], owner: str | None = None) -> JobRecord:
-        return (await self.submit_once(spec, owner))[0]
+        return self.submit_now(spec, owner)[0]
 
     async def submit_once(
         self, spec: JobSpec | dict[str, Any], owner: str | None = None
     ) -> tuple[JobRecord, bool]:
-        """Submit; with an idempotency key seen before, the earlier job and False."""
+        return self.submit_now(spec, owner)
+
+    def submit_now(
+        self, spec: JobSpec | dict[str, Any], owner: str | None = None
+    ) -> tuple[JobRecord, bool]:
+        """Submit; with an idempotency key seen before, the earlier job and False.
+        Synchronous and thread-safe: the sync SDK calls it in the caller's thread, so a
+        submission never waits for the event loop (which is busy starting jobs)."""
         spec = JobSpec.parse(spec)
         owner = owner or getpass.getuser()
         dest = self.config.destination(spec.destination)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import resource
 import socket
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -62,6 +63,8 @@ class Supervisor:
         self._flush_handle: asyncio.Handle | None = None
         self._stopping: set[str] = set()
         self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
         self._stop_wanted = False
@@ -73,6 +76,7 @@ class Supervisor:
     async def start(self) -> None:
         _raise_fd_limit()  # one pidfd per running local job
         self._wake = asyncio.Event()
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self.store.heartbeat(self.gateway_id, socket.gethostname())
         for dest in self.config.destinations.values():
             await self.backends.get(dest.name).start()
@@ -93,8 +97,13 @@ class Supervisor:
         self.store.release(self.gateway_id)
 
     def wake(self) -> None:
-        if self._wake is not None:
+        """Look for work now; callable from any thread."""
+        if self._wake is None or self._loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
             self._wake.set()
+        else:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     async def _run(self) -> None:
         assert self._wake is not None
