@@ -20,12 +20,12 @@ import logging
 import posixpath
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jobgate.backends.base import (
     Backend,
@@ -50,6 +50,7 @@ from jobgate.states import JobState
 from jobgate.transports.base import Transport
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRY_MAX_S = 60.0  # longest wait between tries of a poll, stop or stage-out that failed
 LOST_AFTER = 2  # polls that must agree a job vanished without an exit code before LOST
@@ -215,7 +216,7 @@ class SSHBackend(Backend):
 
     async def _poll_loop(self) -> None:
         interval = self.destination.poll_interval_s
-        delay = interval
+        delay, failures = interval, 0
         while True:
             if not self._watches:
                 await self._wake.wait()  # idle until a job is submitted or attached
@@ -226,20 +227,24 @@ class SSHBackend(Backend):
                 continue
             try:
                 await self.poll()
-            except JobgateError as exc:  # SSH down or the command failed: jobs keep their state
-                delay = min(max(delay, interval) * 2, RETRY_MAX_S)
-                log.warning(
-                    "status of %d jobs on %s unknown, keeping their state (next try in %.0f s): %s",
-                    len(self._watches),
-                    self._where,
-                    delay,
-                    exc,
-                )
-            except Exception:  # a bug must not end the watching of every job
-                log.exception("polling %s failed", self._where)
-                delay = RETRY_MAX_S
+            except Exception as exc:  # SSH down (or a bug): no job changes state
+                if not isinstance(exc, JobgateError):
+                    log.exception("polling %s failed", self._where)
+                failures += 1
+                delay = min(interval * 2**failures, RETRY_MAX_S)
+                msg = "state of %d jobs on %s unknown, kept (next poll in %.0f s): %s"
+                log.warning(msg, len(self._watches), self._where, delay, exc)
+                if failures == 1:
+                    why = f"status unknown, jobs keep their state, retrying: {exc}"
+                    self._note_all("scheduler_unavailable", why)
             else:
-                delay = interval
+                if failures:
+                    self._note_all("scheduler_available", f"{self._where} answers again")
+                delay, failures = interval, 0
+
+    def _note_all(self, type_: str, message: str) -> None:
+        for watch in self._watches.values():
+            self.sink.note(watch.job.id, type_, message)
 
     async def poll(self) -> None:
         """One status command for every watched job; reports the ones that ended."""
@@ -284,18 +289,10 @@ class SSHBackend(Backend):
         if watch.gone < LOST_AFTER:
             return None
         if not started:
-            return Outcome(
-                JobState.FAILED,
-                None,
-                f"the job never started on {self._where} (see jobgate.log in its run directory)",
-                host,
-            )
-        return Outcome(
-            JobState.LOST,
-            None,
-            f"the job's process on {self._where} is gone and left no exit code",
-            host,
-        )
+            why = f"the job never started on {self._where} (see jobgate.log in its run dir)"
+            return Outcome(JobState.FAILED, None, why, host)
+        why = f"the job's process on {self._where} is gone and left no exit code"
+        return Outcome(JobState.LOST, None, why, host)
 
     def _finish(self, watch: _Watch, outcome: Outcome) -> None:
         del self._watches[watch.job.id]
@@ -314,45 +311,50 @@ class SSHBackend(Backend):
             return
         watch.stop_reason = reason
         grace = self.destination.cancel_grace_s
+        start = "" if watch.start is None else str(watch.start)
         argv = script_argv(
             "stop",
             self.files(job).run_dir,
             str(watch.pid),
-            "" if watch.start is None else str(watch.start),
+            start,
             str(int(grace * 10)),
             f"{grace:g}",
         )
-        delay = 1.0
-        while job.id in self._watches:
-            try:
+
+        async def attempt() -> None:
+            if job.id in self._watches:  # else it ended on its own meanwhile
                 await self.transport.run(argv, timeout=2 * grace + 60)
-                break
-            except TransientError as exc:  # keep trying: a cancel must not be forgotten
-                log.warning("cannot stop job %s yet (next try in %.0f s): %s", job.id, delay, exc)
+
+        try:
+            await self._persist(job.id, "cancel_retry", "stopping the job", attempt)
+        except FatalError as exc:
+            log.error("cannot stop job %s: %s", job.id, exc)
+            self.sink.note(job.id, "warning", f"cannot stop the job: {exc}")
+        self._wake.set()  # see the end now, not an interval later
+
+    async def _persist(
+        self, job_id: str, type_: str, what: str, attempt: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Retry through transient errors, backing off: a cancel or the outputs of a job
+        that is done must not be lost to a network hiccup. The first failure is noted."""
+        delay = 1.0
+        while True:
+            try:
+                return await attempt()
+            except TransientError as exc:
+                msg = "%s (job %s) waits for %s, next try in %.0f s: %s"
+                log.warning(msg, what, job_id, self._where, delay, exc)
+                if delay == 1.0:
+                    self.sink.note(job_id, type_, f"{what}: {exc}; retrying")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
-            except FatalError as exc:
-                log.error("cannot stop job %s: %s", job.id, exc)
-                return
-        self._wake.set()  # see the end now, not an interval later
 
     # -- files --------------------------------------------------------------------------
 
     async def stage_out(self, job: JobRecord) -> list[str]:
-        delay = 1.0
-        while True:
-            try:
-                return await self._collect(job)
-            except TransientError as exc:  # the job is done: never fail it for a hiccup
-                log.warning(
-                    "stage-out of job %s waits for %s (next try in %.0f s): %s",
-                    job.id,
-                    self._where,
-                    delay,
-                    exc,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+        return await self._persist(
+            job.id, "stage_out_retry", "stage-out", lambda: self._collect(job)
+        )
 
     async def _collect(self, job: JobRecord) -> list[str]:
         files = self.files(job)

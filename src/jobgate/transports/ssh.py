@@ -23,8 +23,8 @@ import os
 import posixpath
 import secrets
 import shlex
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 60.0
 CONNECT_TIMEOUT_S = 15.0
+FILE_TIMEOUT_S = 120.0  # one small SFTP operation (a script, a log, a stat)
 # A silent peer (cable pulled, VM paused) is noticed after interval * count seconds.
 KEEPALIVE_INTERVAL_S = 15.0
 KEEPALIVE_COUNT_MAX = 4
@@ -133,15 +134,20 @@ class SSHTransport(Transport):
                 # a thousand connection attempts.
                 left = self._retry_at - loop.time()
                 raise type(self._last_error)(f"{self._last_error} (next attempt in {left:.0f} s)")
+            began = loop.time()
             try:
                 self._conn = await self._open()
             except JobgateError as exc:
                 self._failures += 1
-                self._retry_at = loop.time() + backoff_delay(self._failures)
-                self._last_error = exc
+                delay = backoff_delay(self._failures)
+                self._retry_at, self._last_error = loop.time() + delay, exc
+                log.warning("%s (next attempt in %.0f s)", exc, delay)
                 raise
             self._failures, self._last_error = 0, None
             self.connections_opened += 1
+            log.info(
+                "SSH connection to %s open (%.0f ms)", self.where, 1000 * (loop.time() - began)
+            )
             return self._conn
 
     async def _open(self) -> asyncssh.SSHClientConnection:
@@ -161,7 +167,7 @@ class SSHTransport(Transport):
             how = (
                 f"key {options['client_keys'][0]}"
                 if "client_keys" in options
-                else ("the SSH agent and default keys")
+                else "the SSH agent and default keys"
             )
             raise SSHAuthError(
                 f"SSH login to {self.where} refused (permission denied) with {how}: {exc.reason}"
@@ -200,10 +206,10 @@ class SSHTransport(Transport):
             raise SSHUnavailable(f"SSH to {self.where} is down ({what}): {exc.reason}") from None
         except asyncssh.SFTPError as exc:  # the server answered: a file problem, not the link
             raise OSError(errno.EIO, f"{what} on {self.where}: {exc.reason}") from None
-        except asyncssh.ChannelOpenError as exc:
-            raise SSHUnavailable(
-                f"SSH to {self.where}: cannot open a channel ({what}): {exc.reason}"
-            ) from None
+        except asyncssh.ChannelOpenError as exc:  # the link closing, or the server's limit
+            up = self._conn is not None and not self._conn.is_closed()
+            state = "refused a channel" if up else "is down"
+            raise SSHUnavailable(f"SSH to {self.where} {state} ({what}): {exc.reason}") from None
         except (asyncssh.DisconnectError, ConnectionError) as exc:
             down = f"SSH to {self.where} is down ({what})"
             raise SSHUnavailable(f"{down}: {_describe(exc)}") from None
@@ -231,24 +237,40 @@ class SSHTransport(Transport):
                 raise SSHUnavailable(
                     f"{argv[0]} on {self.where} did not finish within {timeout:.0f} s"
                 ) from None
-        code = result.returncode
-        return CommandResult(
-            -1 if code is None else code, _text(result.stdout), _text(result.stderr)
-        )
+        if result.returncode is None:  # the channel closed without an exit status
+            raise SSHUnavailable(
+                f"SSH to {self.where} is down ({argv[0]}): connection lost before it ended"
+            )
+        return CommandResult(result.returncode, _text(result.stdout), _text(result.stderr))
 
     # -- files --------------------------------------------------------------------------------
 
+    @asynccontextmanager
+    async def _sftp_op(
+        self, what: str, timeout: float | None
+    ) -> AsyncIterator[asyncssh.SFTPClient]:
+        """The shared SFTP client for one operation, errors translated. SFTP requests have
+        no deadline of their own: a hung file system on the host (NFS) must show as
+        'SSH did not answer' (retry later), not as a gateway stuck for good."""
+        try:
+            async with asyncio.timeout(timeout):
+                sftp = await self._sftp_client()
+                with self._translate(what):
+                    yield sftp
+        except TimeoutError:
+            raise SSHUnavailable(f"{what} on {self.where}: no answer within {timeout} s") from None
+
     async def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        sftp = await self._sftp_client()
         # A private temporary name, then an atomic rename: readers never see half a file.
         tmp = f"{path}.{secrets.token_hex(4)}.tmp"
-        with self._translate(f"writing {path}"):
+        async with self._sftp_op(f"writing {path}", FILE_TIMEOUT_S) as sftp:
             fh = await self._create(sftp, tmp)
-            try:
-                await asyncio.gather(fh.write(data), fh.chmod(mode))
-            finally:
-                await fh.close()
-            await sftp.posix_rename(tmp, path)
+            async with _removed_on_error(sftp, tmp):
+                try:
+                    await asyncio.gather(fh.write(data), fh.chmod(mode))
+                finally:
+                    await fh.close()
+                await sftp.posix_rename(tmp, path)
 
     async def _create(self, sftp: asyncssh.SFTPClient, path: str) -> asyncssh.SFTPClientFile:
         """Open for writing, creating the parent directories only when they are missing:
@@ -263,17 +285,21 @@ class SSHTransport(Transport):
             return await sftp.open(path, "wb")
 
     async def read_file(self, path: str, offset: int = 0, limit: int = -1) -> bytes:
-        sftp = await self._sftp_client()
-        with self._translate(f"reading {path}"):
-            async with sftp.open(path, "rb") as fh:
-                data: bytes = await fh.read(limit, offset)
+        async with (
+            self._sftp_op(f"reading {path}", FILE_TIMEOUT_S) as sftp,
+            sftp.open(path, "rb") as fh,
+        ):
+            data: bytes = await fh.read(limit, offset)
         return data
 
     async def put(self, local_path: str, remote_path: str) -> None:
         mode = os.stat(local_path).st_mode & 0o777  # a missing local file stays an OSError
-        sftp = await self._sftp_client()
         tmp = f"{remote_path}.{secrets.token_hex(4)}.tmp"
-        with self._translate(f"uploading {local_path} to {remote_path}"):
+        # No deadline for bulk copies: their length depends on the file.
+        async with (
+            self._sftp_op(f"uploading {local_path} to {remote_path}", None) as sftp,
+            _removed_on_error(sftp, tmp),
+        ):
             try:
                 await sftp.put(local_path, tmp)
             except asyncssh.SFTPNoSuchFile:
@@ -286,24 +312,25 @@ class SSHTransport(Transport):
         target = Path(local_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        sftp = await self._sftp_client()
         try:
-            with self._translate(f"downloading {remote_path}"):
+            async with self._sftp_op(f"downloading {remote_path}", None) as sftp:
                 await sftp.get(remote_path, str(tmp))
             tmp.replace(target)
         finally:
             tmp.unlink(missing_ok=True)
 
     async def exists(self, path: str) -> bool:
-        sftp = await self._sftp_client()
-        with self._translate(f"looking for {path}"):
+        async with self._sftp_op(f"looking for {path}", FILE_TIMEOUT_S) as sftp:
             return bool(await sftp.exists(path))
 
     async def close(self) -> None:
         conn, self._conn, self._sftp, self._sftp_conn = self._conn, None, None, None
         if conn is not None:
             conn.close()
-            await conn.wait_closed()
+            try:
+                await asyncio.wait_for(conn.wait_closed(), CONNECT_TIMEOUT_S)
+            except TimeoutError:  # a dead peer must not hold up the gateway's shutdown
+                conn.abort()
 
 
 async def _mkdirs(sftp: asyncssh.SFTPClient, path: str) -> None:
@@ -313,6 +340,18 @@ async def _mkdirs(sftp: asyncssh.SFTPClient, path: str) -> None:
         await sftp.mkdir(path)
     except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPFailure, asyncssh.SFTPFileAlreadyExists):
         await sftp.makedirs(path, exist_ok=True)
+
+
+@asynccontextmanager
+async def _removed_on_error(sftp: asyncssh.SFTPClient, path: str) -> AsyncIterator[None]:
+    """No half-written temporary file is left behind when an upload fails."""
+    try:
+        yield
+    except BaseException:
+        # Best effort, briefly: the connection may be the very thing that failed.
+        with suppress(asyncssh.Error, OSError, TimeoutError):
+            await asyncio.wait_for(sftp.remove(path), 5)
+        raise
 
 
 def _text(value: object) -> str:
