@@ -1,0 +1,100 @@
+"""Schemathesis against a real `jobgate serve`'s OpenAPI document, on SQLite and on
+PostgreSQL: whatever it sends, valid or not, the server answers without a 5xx (the
+`not_a_server_error` check), and logs no unhandled error.
+
+It runs as the `schemathesis` command (its examples, coverage and fuzzing phases, with a
+fixed seed and a bounded number of cases per operation): its pytest plugin's lazy
+schemas do not work with pytest 9 (they read a private `Function._nodeid`).
+
+Fuzzed jobs must not run (their scripts are random text, and tests may run as root): the
+server's only destination has one slot, held by a job of bob's for the whole run, so the
+jobs the fuzzer submits stay QUEUED until the server stops. The fuzzer acts as alice (it
+reuses ids from responses: as the admin it cancelled that job), and as the admin only on
+/tokens. The stateful phase, which chains requests, is left out.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+
+from api.conftest import Gate, Server, running_server
+
+SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
+TESTS = str(Path(__file__).parent.parent)  # where `api.test_schemathesis` imports from
+CONFIG = """\
+[destinations.local]
+capacity = 1
+"""
+EXAMPLES = 20  # per operation and phase: a store's run stays under a minute
+
+
+@schemathesis.hook
+def filter_case(context: schemathesis.HookContext, case: schemathesis.Case[Any]) -> bool:
+    """No `follow=true`: a stream follows its job until the job ends, and the fuzzer's jobs
+    never do (they wait for the slot). This module is the fuzzer's hooks module too."""
+    follow = (case.query or {}).get("follow", [])
+    values = follow if isinstance(follow, list) else [follow]
+    return not any(str(v).lower() in {"true", "1", "yes", "on", "t", "y"} for v in values)
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("fuzz")
+    with running_server(tmp, database_url, CONFIG) as srv:
+        gate = Gate(tmp / "hold")
+        holder = srv.submit("bob", script=gate.wait)["id"]
+        srv.wait_state("bob", holder, "RUNNING")
+        yield srv
+        assert srv.job("bob", holder)["state"] == "RUNNING"  # the slot stayed taken
+        gate.open()
+
+
+@pytest.mark.parametrize(
+    ("user", "paths"),
+    [
+        # alice: every route; bob's job holding the slot is not hers to see or cancel.
+        ("alice", []),
+        # the admin: POST /tokens past its 403 (nothing there can touch a job).
+        ("admin", ["--include-path=/api/v1/tokens"]),
+    ],
+)
+def test_no_input_makes_a_server_error(
+    fuzz_server: Server, tmp_path: Path, user: str, paths: list[str]
+) -> None:
+    (fuzz_server.home / "jobdirs" / user).mkdir(parents=True, exist_ok=True)  # joblauncher's
+    run = subprocess.run(
+        [
+            SCHEMATHESIS,
+            "run",
+            f"{fuzz_server.api}/openapi.json",
+            *paths,
+            "--checks=not_a_server_error",
+            "--phases=examples,coverage,fuzzing",
+            f"--max-examples={EXAMPLES}",
+            "--seed=1",
+            "--workers=1",  # CPython 3.11's ast.parse is not thread-safe (Hypothesis uses it)
+            "--request-timeout=20",
+            f"--header=Authorization: Bearer {fuzz_server.tokens[user]}",
+            "--suppress-health-check=all",
+            "--warnings=off",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,  # no schemathesis.toml of anyone else's applies
+        env={
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": __name__,  # filter_case above
+            "PYTHONPATH": os.pathsep.join(filter(None, [TESTS, os.environ.get("PYTHONPATH")])),
+        },
+    )
+    assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
