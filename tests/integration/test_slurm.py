@@ -4,6 +4,7 @@ failing task, a refused submission, and restarts of the gateway while jobs run."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -225,3 +226,45 @@ def test_a_job_submitted_just_before_a_crash_is_found_not_sent_twice(
         check=True,
     ).stdout.split()
     assert listed == [native_id]  # one Slurm job, not two
+
+
+def test_kill_9_of_serve_while_20_slurm_jobs_run(
+    cluster: None, home: Path, database_url: str, tmp_path: Path, serve: Callable[..., Any]
+) -> None:
+    """`kill -9` of `jobgate serve` with 20 Slurm jobs submitted (running or pending); a new
+    serve reports every one with its true final state and exit code."""
+    config = tmp_path / "jobgate.toml"
+    partition = service_env().get("JOBGATE_TEST_SLURM_PARTITION", "debug")
+    config.write_text(
+        f'[destinations.slurm]\nscheduler = "slurm"\ncapacity = 50\npoll_interval_s = 0.5\n'
+        f'defaults = {{ partition = "{partition}" }}\n'
+    )
+    env = {
+        **os.environ,
+        "JOBGATE_HOME": str(home),
+        "JOBGATE_DATABASE_URL": database_url,
+        "JOBGATE_CONFIG": str(config),
+    }
+    gate = home / "gate"
+    script = f"while [ ! -e {gate} ]; do sleep 0.1; done; exit $CODE"
+    codes = {i: (0 if i % 4 else 5) for i in range(20)}
+    first = serve(env, "--no-api")
+    with Gateway(
+        config_path=str(config), home=home, database_url=database_url, supervise=None
+    ) as client:
+        jobs = {
+            i: client.submit(script=script, environment={"CODE": str(c)}) for i, c in codes.items()
+        }
+        for job in jobs.values():  # all handed to Slurm (running, or pending for CPUs)
+            assert job.wait(WAIT, until=lambda s: s in (S.SUBMITTED, S.RUNNING)) in (
+                S.SUBMITTED,
+                S.RUNNING,
+            )
+        first.kill()
+        first.wait()
+        serve(env, "--no-api")
+        gate.touch()
+        ended = {i: (j.wait(120), j.exit_code) for i, j in jobs.items()}
+        native = {j.native_id for j in jobs.values()}
+    assert ended == {i: (S.COMPLETED if c == 0 else S.FAILED, c) for i, c in codes.items()}
+    assert len(native) == 20  # one Slurm job each, none submitted twice
