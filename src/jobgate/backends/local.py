@@ -32,7 +32,10 @@ from jobgate.spec import JobRecord
 from jobgate.states import JobState
 
 _HOST = socket.gethostname()
-SPAWN_THREADS = 4
+# One thread: a child forked by one thread inherits, until it execs, the fds other threads
+# hold open, so with several threads a script being written elsewhere could not be exec'd
+# (ETXTBSY, seen as exit 126 under load). One thread still keeps spawns off the loop.
+SPAWN_THREADS = 1
 
 
 def process_start(pid: int) -> int | None:
