@@ -136,8 +136,16 @@ def effective_resources(job: JobRecord, destination: Destination) -> Resources:
 def user_command(job: JobRecord, files: JobFiles) -> str:
     """The shell command that runs the user's script or executable."""
     spec = job.spec
-    program = files.marker("script.sh") if spec.script is not None else spec.executable or ""
-    return " ".join(shlex.quote(a) for a in [program, *spec.arguments])
+    if spec.script is None:
+        argv = [spec.executable or ""]
+    else:
+        # The script's interpreter, run as the kernel would run it (interpreter, its one
+        # optional argument, the script): executing a file that was just written can fail
+        # with ETXTBSY while another thread's forked child still holds it open for writing.
+        text = script_text(job) or ""
+        interpreter, _, arg = text.splitlines()[0][2:].strip().partition(" ")
+        argv = [interpreter, *([arg.strip()] if arg.strip() else []), files.marker("script.sh")]
+    return " ".join(shlex.quote(a) for a in [*argv, *spec.arguments])
 
 
 def script_text(job: JobRecord) -> str | None:

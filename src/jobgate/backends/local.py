@@ -32,10 +32,9 @@ from jobgate.spec import JobRecord
 from jobgate.states import JobState
 
 _HOST = socket.gethostname()
-# One thread: a child forked by one thread inherits, until it execs, the fds other threads
-# hold open, so with several threads a script being written elsewhere could not be exec'd
-# (ETXTBSY, seen as exit 126 under load). One thread still keeps spawns off the loop.
-SPAWN_THREADS = 1
+# A child forked by one thread holds, until it execs, the fds other threads have open: so
+# scripts are run through their interpreter, never exec'd (see base.user_command).
+SPAWN_THREADS = 4
 
 
 def process_start(pid: int) -> int | None:

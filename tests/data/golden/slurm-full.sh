@@ -31,5 +31,5 @@ jobgate_end() {
 # after the command has ended, so the wrapper stays to record the command's code.
 trap ':' TERM INT HUP
 cd /runs/01JOBGATE0000000000000TEST || jobgate_end 126
-/runs/01JOBGATE0000000000000TEST/script.sh < /dev/null > /runs/01JOBGATE0000000000000TEST/stdout 2> /runs/01JOBGATE0000000000000TEST/stderr
+/bin/bash /runs/01JOBGATE0000000000000TEST/script.sh < /dev/null > /runs/01JOBGATE0000000000000TEST/stdout 2> /runs/01JOBGATE0000000000000TEST/stderr
 jobgate_end "$?"
