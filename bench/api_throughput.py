@@ -10,7 +10,7 @@ benchmark job stays QUEUED (non-final, in the store, never run): the numbers are
 and the store's, not process spawning's. wrk runs on one thread (one core), the server on
 the other. Run from the repository root (needs `wrk`: apt-get install wrk):
 
-    .venv/bin/python bench/api_throughput.py [--seconds 10] [--connections 64] [--profile]
+    .venv/bin/python bench/api_throughput.py [--seconds 10] [--repeat 3] [--profile] [--json]
 """
 
 from __future__ import annotations
@@ -402,38 +402,52 @@ class StoreResult:
     jobs: int
     rss: tuple[float, float]
     profile: Profile | None = None
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # rate: min, max
+
+
+def _profile_into(out: list[Profile], pid: int, seconds: int, tmp: Path) -> None:
+    out.append(profile(pid, seconds - 1, tmp / "spy.txt"))
 
 
 def run_store(store: str, url: str, args: argparse.Namespace, tmp: Path) -> StoreResult:
+    """Rounds of (ceiling POST, jobgate POST, jobgate GET), interleaved so that the
+    machine's other load hits all three alike; each reported load is its median round."""
     secs, conns = args.seconds, args.connections
-    with ceiling() as top:
+    rounds: list[tuple[Load, Load, Load]] = []
+    prof = None
+    with ceiling() as top, jobgate(tmp / store, url) as srv:
         wrk("warm-up", top, "/api/v1/jobs", post_lua(), 2, conns, tmp)
-        ceiling_load = wrk("ceiling", top, "/api/v1/jobs", post_lua(), secs, conns, tmp)
-    with jobgate(tmp / store, url) as srv:
         wrk("warm-up", srv, "/api/v1/jobs", post_lua(), 2, conns, tmp)
-        prof = None
-        if args.profile:
-            holder: list[Profile] = []
-            spy = threading.Thread(
-                target=lambda: holder.append(profile(srv.pid, secs - 1, tmp / f"{store}.txt"))
-            )
-            spy.start()
-        post = wrk("POST /api/v1/jobs", srv, "/api/v1/jobs", post_lua(), secs, conns, tmp)
-        if args.profile:
-            spy.join()
-            prof = holder[0]
         some_ids(srv, tmp / "ids.txt")
-        get = wrk("GET /api/v1/jobs/{id}", srv, "/", get_lua(tmp / "ids.txt"), secs, conns, tmp)
+        for i in range(args.repeat):
+            top_load = wrk("ceiling", top, "/api/v1/jobs", post_lua(), secs, conns, tmp)
+            spy: threading.Thread | None = None
+            holder: list[Profile] = []
+            if args.profile and i == args.repeat - 1:
+                spy = threading.Thread(target=_profile_into, args=(holder, srv.pid, secs, tmp))
+                spy.start()
+            post = wrk("POST /api/v1/jobs", srv, "/api/v1/jobs", post_lua(), secs, conns, tmp)
+            if spy is not None:
+                spy.join()
+                prof = holder[0]
+            get = wrk("GET /api/v1/jobs/{id}", srv, "/", get_lua(tmp / "ids.txt"), secs, conns, tmp)
+            rounds.append((top_load, post, get))
+        medians = [sorted(r, key=lambda x: x.rate)[len(r) // 2] for r in zip(*rounds, strict=True)]
         while (missing := ACTIVE_JOBS - non_final(srv)) > 0:
             # wrk's threads stop at the limit but wrk itself only at its duration: size both.
-            secs_needed = math.ceil(missing / max(post.rate, 1.0)) + 1
+            secs_needed = math.ceil(missing / max(medians[1].rate, 1.0)) + 1
             wrk("fill", srv, "/api/v1/jobs", post_lua(missing), secs_needed, conns, tmp)
         jobs = non_final(srv)
         rss = rss_mb(srv.pid)
         errors = [line for line in srv.log if " ERROR " in line or "Traceback" in line]
         if errors:
             print("".join(errors), file=sys.stderr)
-    return StoreResult(store, ceiling_load, post, get, jobs, rss, prof)
+    ranges = {
+        name: (min(x.rate for x in r), max(x.rate for x in r))
+        for name, r in zip(("ceiling", "post", "get"), zip(*rounds, strict=True), strict=True)
+    }
+    top_load, post, get = medians
+    return StoreResult(store, top_load, post, get, jobs, rss, prof, ranges)
 
 
 def machine() -> dict[str, Any]:
@@ -459,17 +473,22 @@ def report(results: list[StoreResult], info: dict[str, Any], args: argparse.Name
     print(f"\n## API throughput ({info['date']})\n")
     print(
         f"{info['nproc']} CPUs ({info['cpu']}), Python {info['python']}, load average "
-        f"at start {la}; wrk -t1 -c{args.connections}, {args.seconds:g} s per measurement.\n"
+        f"at start {la}; wrk -t1 -c{args.connections}, {args.seconds:g} s per measurement, "
+        f"medians of {args.repeat} interleaved rounds.\n"
     )
-    print("| load | store | ok req/s | p50 ms | p99 ms | of ceiling | server CPU | errors |")
+    print(
+        "| load | store | ok req/s (range) | p50 ms | p99 ms | of ceiling | server CPU | errors |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        for load in (r.ceiling, r.post, r.get):
+        for key, load in (("ceiling", r.ceiling), ("post", r.post), ("get", r.get)):
             ratio = load.rate / r.ceiling.rate
             name = "ceiling: FastAPI + JobSpec" if load is r.ceiling else load.name
+            low, high = r.ranges[key]
             print(
-                f"| {name} | {r.store} | {load.rate:,.0f} | {load.p50_ms:.1f} | "
-                f"{load.p99_ms:.1f} | {ratio:.0%} | {load.server_cpu:.2f} | {load.bad} |"
+                f"| {name} | {r.store} | {load.rate:,.0f} ({low:,.0f}-{high:,.0f}) | "
+                f"{load.p50_ms:.1f} | {load.p99_ms:.1f} | {ratio:.0%} | {load.server_cpu:.2f} "
+                f"| {load.bad} |"
             )
     print("\n| store | non-final jobs | server RSS MB (peak) |")
     print("|---|---:|---:|")
@@ -518,6 +537,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="per measurement")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--profile", action="store_true", help="py-spy the server under POST")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--json", action="store_true", help="also print the raw numbers")

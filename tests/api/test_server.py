@@ -455,6 +455,8 @@ def test_files_download_and_no_path_leaves_the_run_dir(server: Server) -> None:
         f"{base}/../{other}/stdout",
         f"{base}/sub",  # a directory
         f"{base}/missing.txt",
+        f"{base}/result.txt%00.png",  # a NUL byte
+        f"{base}/{'x' * 300}",  # a name longer than the file system allows
     ]
     for path in attempts:
         status, content_type, body = server.raw_get(path, "alice")
