@@ -268,3 +268,25 @@ def test_kill_9_of_serve_while_20_slurm_jobs_run(
         native = {j.native_id for j in jobs.values()}
     assert ended == {i: (S.COMPLETED if c == 0 else S.FAILED, c) for i, c in codes.items()}
     assert len(native) == 20  # one Slurm job each, none submitted twice
+
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def test_slurm_controller_restart_while_jobs_run(
+    cluster: None, open_gateway: OpenGateway, home: Path
+) -> None:
+    """slurmctld and slurmd restart under running jobs: the failed polls in between change
+    no job, and both end with their true state and exit code."""
+    need(os.geteuid() == 0, "restarting the test cluster needs root")
+    gate = home / "gate"
+    script = f"while [ ! -e {gate} ]; do sleep 0.1; done; exit $CODE"
+    gw = open_gateway(slurm=slurm_destination())
+    jobs = [gw.submit(script=script, environment={"CODE": str(c)}) for c in (0, 6)]
+    for job in jobs:
+        assert job.wait(WAIT, until=lambda s: s == S.RUNNING) == S.RUNNING
+    subprocess.run([SCRIPTS / "slurm-down.sh", "--keep-munge"], check=True, capture_output=True)
+    subprocess.run([SCRIPTS / "slurm-up.sh"], check=True, capture_output=True)
+    gate.touch()
+    assert [(j.wait(120), j.exit_code) for j in jobs] == [(S.COMPLETED, 0), (S.FAILED, 6)]
+    assert all(e.type != "LOST" for j in jobs for e in j.events())
