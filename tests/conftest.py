@@ -156,5 +156,18 @@ def serve() -> Iterator[Callable[..., subprocess.Popen[str]]]:
             proc.wait(30)
 
 
+def peak_overlap(spans: Path) -> int:
+    """Most jobs running at once, from files of "start T" and "end T" lines the jobs wrote."""
+    points = []
+    for f in spans.iterdir():
+        (_, start), (_, end) = (line.split() for line in f.read_text().splitlines())
+        points += [(float(start), 1), (float(end), -1)]
+    running = peak = 0
+    for _, delta in sorted(points):
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
 def which(cmd: str) -> bool:
     return shutil.which(cmd) is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import peak_overlap
 from jobgate import Gateway, JobState, SpecError
 from jobgate.errors import ConflictError, NotFoundError
 
@@ -117,15 +118,7 @@ def test_capacity_holds(open_gateway: OpenGateway, tmp_path: Path) -> None:
     with open_gateway(local={"capacity": 2}) as gw:
         jobs = [gw.submit(script=script, environment={"JOB": str(i)}) for i in range(6)]
         assert [j.wait(WAIT) for j in jobs] == [JobState.COMPLETED] * 6
-    points = []
-    for f in log.iterdir():
-        (_, start), (_, end) = (line.split() for line in f.read_text().splitlines())
-        points += [(float(start), 1), (float(end), -1)]
-    running = peak = 0
-    for _, delta in sorted(points):
-        running += delta
-        peak = max(peak, running)
-    assert peak <= 2
+    assert peak_overlap(log) <= 2
 
 
 def test_job_that_cannot_start_fails_with_reason(gateway: Gateway, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from conftest import peak_overlap
 from jobgate import Gateway, JobState
 
 Serve = Callable[..., subprocess.Popen[str]]
@@ -55,7 +56,7 @@ def test_two_gateways_share_capacity_and_take_over(
     assert len(after) == 1 and dead not in after  # the survivor took over the dead one's jobs
     assert sorted(int(p.name) for p in spans.iterdir()) == list(range(20))  # each ran, once
     assert all(len(p.read_text().splitlines()) == 2 for p in spans.iterdir())
-    assert _peak(spans) <= 6
+    assert peak_overlap(spans) <= 6
 
 
 def _running(state: JobState) -> bool:
@@ -75,15 +76,3 @@ def _pid_of_gateway(client: Gateway, gateway_id: str) -> int:
     with client.store.engine.connect() as conn:
         query = sa.text("SELECT pid FROM gateways WHERE id = :g")
         return int(conn.execute(query, {"g": gateway_id}).scalar_one())
-
-
-def _peak(spans: Path) -> int:
-    points = []
-    for f in spans.iterdir():
-        (_, start), (_, end) = (line.split() for line in f.read_text().splitlines())
-        points += [(float(start), 1), (float(end), -1)]
-    running = peak = 0
-    for _, delta in sorted(points):
-        running += delta
-        peak = max(peak, running)
-    return peak

@@ -88,7 +88,13 @@ def remote_dir(sshd: dict[str, Any]) -> Iterator[str]:
     """This test's directory, relative to the remote home."""
     path = f".jobgate-tests/{uuid.uuid4().hex[:12]}"
     yield path
-    ssh_run(sshd, f"rm -rf {shlex.quote(path)}")
+    # A failed test may leave jobs waiting for a go-file that will never come: end them.
+    ssh_run(
+        sshd,
+        f"cd {shlex.quote(path)} 2>/dev/null && for f in runs/*/jobgate.pid; do "
+        '[ -f "$f" ] && kill -KILL -- "-$(cat "$f")" 2>/dev/null; done; '
+        f"cd && rm -rf {shlex.quote(path)}",
+    )
 
 
 @pytest.fixture

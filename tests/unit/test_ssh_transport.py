@@ -260,3 +260,24 @@ def test_paths_under_a_relative_base_are_relative_to_the_remote_home() -> None:
     assert asyncio.run(read(files.stdout)) == ".jobgate/runs/j/stdout"  # not joined twice
     assert asyncio.run(read("jobgate.log")) == ".jobgate/runs/j/jobgate.log"
     assert asyncio.run(read("/abs/file")) == "/abs/file"
+
+
+def test_close_ends_the_poll_loop_even_when_a_wake_races_the_cancel() -> None:
+    """On 3.11, asyncio.wait_for swallows a cancel that lands as its inner wait completes;
+    the poll loop must not wait that way, or closing the gateway hangs."""
+    alive = CommandResult(0, "a\t1\t\t1\t\n", "")
+
+    async def go() -> None:
+        transport = _FakeTransport(*[alive] * 10)
+        backend = SSHBackend(dest(poll_interval_s=60), _Sink(), "/base", transport)
+        await backend.start()
+        await backend.attach(_job("a"))
+        while not transport.inputs:  # the first poll ran: the loop now waits an interval
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        backend._wake.set()
+        await asyncio.sleep(0)  # the wait has its event; the loop has not resumed yet
+        async with asyncio.timeout(5):
+            await backend.close()
+
+    asyncio.run(go())
