@@ -274,7 +274,10 @@ class BatchBackend(Backend):
             delay = self._last_poll + self.interval() - self.clock()
             if delay > 0:  # a new job or a stop may shorten the interval: wait, then look again
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    async with asyncio.timeout(
+                        delay
+                    ):  # not wait_for: it can swallow close()'s cancel
+                        await self._wake.wait()
                 continue
             self._last_poll = self.clock()
             await self.poll_once()

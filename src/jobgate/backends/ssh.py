@@ -220,8 +220,11 @@ class SSHBackend(Backend):
         while True:
             if not self._watches:
                 await self._wake.wait()  # idle until a job is submitted or attached
+            # A stop cuts the wait short. Not wait_for: on 3.11 it swallows a cancel that
+            # arrives as the event is set, and close() would wait for this loop for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)  # a stop cuts it short
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             self._wake.clear()
             if not self._watches:
                 continue

@@ -328,7 +328,8 @@ class SSHTransport(Transport):
         if conn is not None:
             conn.close()
             try:
-                await asyncio.wait_for(conn.wait_closed(), CONNECT_TIMEOUT_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    await conn.wait_closed()
             except TimeoutError:  # a dead peer must not hold up the gateway's shutdown
                 conn.abort()
 
@@ -350,7 +351,8 @@ async def _removed_on_error(sftp: asyncssh.SFTPClient, path: str) -> AsyncIterat
     except BaseException:
         # Best effort, briefly: the connection may be the very thing that failed.
         with suppress(asyncssh.Error, OSError, TimeoutError):
-            await asyncio.wait_for(sftp.remove(path), 5)
+            async with asyncio.timeout(5):
+                await sftp.remove(path)
         raise
 
 
