@@ -234,7 +234,7 @@ class SSHBackend(Backend):
                 if not isinstance(exc, JobgateError):
                     log.exception("polling %s failed", self._where)
                 failures += 1
-                delay = min(interval * 2**failures, RETRY_MAX_S)
+                delay = min(interval * 2 ** min(failures, 16), RETRY_MAX_S)
                 msg = "state of %d jobs on %s unknown, kept (next poll in %.0f s): %s"
                 log.warning(msg, len(self._watches), self._where, delay, exc)
                 if failures == 1:
