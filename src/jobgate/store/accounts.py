@@ -7,7 +7,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobgate.errors import NotFoundError
@@ -83,7 +83,3 @@ class Accounts:
                 .where(tokens.c.hash == hash_token(token))
             ).first()
         return None if row is None else User(row.name, bool(row.admin), row.callback_secret)
-
-    def revoke_tokens(self, user: str) -> int:
-        with self.store._write() as conn:
-            return conn.execute(delete(tokens).where(tokens.c.user == user)).rowcount

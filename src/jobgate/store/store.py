@@ -129,11 +129,6 @@ class Store:
             raise NotFoundError(f"no job {job_id!r}")
         return _record(row)
 
-    def get_many(self, job_ids: Sequence[str]) -> builtins.list[JobRecord]:
-        with self._read() as conn:
-            rows = conn.execute(select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
-        return [_record(r) for r in rows]
-
     def list_jobs(
         self,
         *,
