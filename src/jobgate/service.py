@@ -7,6 +7,7 @@ import asyncio
 import builtins
 import getpass
 import os
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from jobgate.states import JobState
 from jobgate.store import Store, Transition
 
 LOG_STREAMS = ("stdout", "stderr")
+ACTIVE_COUNT_S = 1.0
 
 
 class JobService:
@@ -31,6 +33,7 @@ class JobService:
         self.supervisor = supervisor
         self.backends = supervisor.backends if supervisor else Backends(config)
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._active: dict[str, tuple[float, int]] = {}  # destination -> (expiry, count)
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -178,11 +181,7 @@ class JobService:
         """Why a job has not started: the gateway's capacity, or the scheduler's queue."""
         if job.state == JobState.QUEUED:
             dest = self.config.destinations.get(job.destination)
-            active = sum(
-                n
-                for s, n in self.store.counts(job.destination).get(job.destination, {}).items()
-                if s.active
-            )
+            active = self._active_count(job.destination)
             if dest is not None and active >= dest.capacity:
                 return f"gateway capacity: {active} of {dest.capacity} slots in use"
             return "waiting to be admitted"
@@ -190,6 +189,16 @@ class JobService:
             pending = job.backend_data.get("pending_reason")
             return f"pending in the scheduler: {pending}" if pending else "pending in the scheduler"
         return None
+
+    def _active_count(self, destination: str) -> int:
+        """Slots in use, at most ACTIVE_COUNT_S old: a hint for people, not for admission
+        (a count per request of a queued job cost more than the rest of the request)."""
+        now = time.monotonic()
+        cached = self._active.get(destination)
+        if cached is None or cached[0] < now:
+            cached = (now + ACTIVE_COUNT_S, self.store.active_count(destination))
+            self._active[destination] = cached
+        return cached[1]
 
     async def events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
         self.store.get(job_id)  # NotFound for an unknown id, not an empty list

@@ -29,7 +29,7 @@ class ApiContext:
         return self.gateway.service
 
 
-def _context(request: Request) -> ApiContext:
+async def _context(request: Request) -> ApiContext:  # async: sync deps run in a thread
     ctx: ApiContext = request.app.state.ctx
     return ctx
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from fastapi import Response
 from pydantic import BaseModel, Field
 
 from jobgate.spec import JobEvent, JobRecord, JobSpec
@@ -33,8 +34,21 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, record: JobRecord, waiting: str | None = None) -> JobOut:
-        data = record.model_dump(exclude={"backend_data", "run_dir", "stop_reason"})
-        return cls(**data, waiting=waiting)
+        # The record is already valid: copy its fields, do not validate them again.
+        fields = {name: getattr(record, name) for name in _RECORD_FIELDS}
+        return cls.model_construct(**fields, waiting=waiting)
+
+    def response(self, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+        """Serialized once, here: a returned Response skips FastAPI's re-validation."""
+        return Response(
+            self.model_dump_json(),
+            status_code=status_code,
+            headers=headers,
+            media_type="application/json",
+        )
+
+
+_RECORD_FIELDS = tuple(name for name in JobOut.model_fields if name != "waiting")
 
 
 class JobList(BaseModel):

@@ -15,6 +15,8 @@ from jobgate.store.store import Store
 from jobgate.store.tables import tokens, users
 
 TOKEN_PREFIX = "jg_"  # noqa: S105 - a prefix, not a secret
+AUTH_CACHE_S = 10.0  # a token's user is remembered this long (one query per request cost 20%)
+_AUTH_CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ def hash_token(token: str) -> str:
 class Accounts:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._known: dict[str, tuple[float, User]] = {}  # token hash -> (expiry, user)
 
     def ensure_user(self, name: str, admin: bool = False) -> User:
         """Create the user if new; an existing user is made admin if asked (never demoted)."""
@@ -49,6 +52,7 @@ class Accounts:
             except IntegrityError:
                 if admin:
                     conn.execute(update(users).where(users.c.name == name).values(admin=True))
+                    self._known.clear()  # no cached non-admin view of this user
         return self.user(name)
 
     def user(self, name: str) -> User:
@@ -75,11 +79,26 @@ class Accounts:
         return token
 
     def authenticate(self, token: str) -> User | None:
+        """The token's user. Valid tokens are remembered for AUTH_CACHE_S (keyed by hash,
+        so no token is kept in memory); unknown ones are always looked up."""
+        digest = hash_token(token)
+        now = time.monotonic()
+        known = self._known.get(digest)
+        if known is not None and known[0] > now:
+            return known[1]
+        user = self._lookup(digest)
+        if user is not None:
+            if len(self._known) >= _AUTH_CACHE_MAX:
+                self._known.clear()
+            self._known[digest] = (now + AUTH_CACHE_S, user)
+        return user
+
+    def _lookup(self, digest: str) -> User | None:
         # Looking up the hash leaks nothing useful: an attacker cannot choose hash prefixes.
         with self.store._read() as conn:
             row = conn.execute(
                 select(users)
                 .join(tokens, tokens.c.user == users.c.name)
-                .where(tokens.c.hash == hash_token(token))
+                .where(tokens.c.hash == digest)
             ).first()
         return None if row is None else User(row.name, bool(row.admin), row.callback_secret)

@@ -154,16 +154,16 @@ def get(conn: Connection, job_id: str) -> Row[Any] | None:
 _ACTIVE = _states(list(ACTIVE_STATES))
 
 
+def active_count(conn: Connection, destination: str) -> int:
+    query = f"SELECT count(*) FROM jobs WHERE destination = :d AND state IN ({_ACTIVE})"  # noqa: S608
+    return int(run(conn, query, {"d": destination}).scalar_one())
+
+
 def claim(
     conn: Connection, destination: str, capacity: int, limit: int, gateway_id: str, now: float
 ) -> list[Row[Any]]:
     """Inside a transaction that holds the destination's lock (see Store.claim)."""
-    active = run(
-        conn,
-        f"SELECT count(*) FROM jobs WHERE destination = :d AND state IN ({_ACTIVE})",  # noqa: S608
-        {"d": destination},
-    ).scalar_one()
-    free = min(limit, capacity - active)
+    free = min(limit, capacity - active_count(conn, destination))
     if free <= 0:
         return []
     ids = [

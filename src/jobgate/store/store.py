@@ -46,11 +46,20 @@ class Store:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.engine = self._make_engine(url)
+        # Reads are single statements: on PostgreSQL an autocommit pool saves the BEGIN and
+        # ROLLBACK round trips around each (SQLite reads skip BEGIN in _on_begin).
+        self._reader = (
+            self.engine
+            if self.is_sqlite
+            else create_engine(url, pool_size=10, isolation_level="AUTOCOMMIT")
+        )
         migrate.upgrade(self.engine)
 
     def _make_engine(self, url: str) -> Engine:
         if not self.is_sqlite:
-            return create_engine(url, pool_pre_ping=True, pool_size=10)
+            # No pool_pre_ping (a round trip per checkout): a connection found dead fails
+            # its statement as TransientError and the pool is invalidated for the next.
+            return create_engine(url, pool_size=10)
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -66,8 +75,10 @@ class Store:
         def _on_begin(conn: Connection) -> None:
             # Writers take the lock up front: a deferred transaction that later
             # upgrades to a write can fail with SQLITE_BUSY despite busy_timeout.
-            write = conn.get_execution_options().get("write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            options = conn.get_execution_options()
+            if options.get("read"):
+                return  # one statement, in SQLite's autocommit mode: no BEGIN, no ROLLBACK
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("write") else "BEGIN")
 
         return engine
 
@@ -81,11 +92,16 @@ class Store:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            yield conn
+        """For one statement (no snapshot is shared across statements)."""
+        try:
+            with self._reader.connect().execution_options(read=True) as conn:
+                yield conn
+        except OperationalError as exc:
+            raise SchedulerUnavailable(f"store unavailable: {exc.orig}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
+        self._reader.dispose()
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -209,6 +225,11 @@ class Store:
             for dest, state, n in conn.execute(query):
                 out.setdefault(dest, {})[JobState(state)] = n
         return out
+
+    def active_count(self, destination: str) -> int:
+        """Jobs holding a slot of the destination (an index range scan, not a GROUP BY)."""
+        with self._read() as conn:
+            return int(changes_.active_count(conn, destination))
 
     def stop_requests(self, destination: str, gateway_id: str) -> builtins.list[tuple[str, str]]:
         """(job id, stop reason) of this supervisor's active jobs someone asked to stop."""

@@ -54,11 +54,10 @@ _BODY = {
 )
 async def submit_job(
     request: Request,
-    response: Response,
     user: CurrentUser,
     ctx: Ctx,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> JobOut:
+) -> Response:
     started = time.perf_counter()
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         spec = await _multipart_spec(request, ctx)
@@ -67,10 +66,10 @@ async def submit_job(
     if idempotency_key:
         spec["idempotency_key"] = idempotency_key
     record, created = await ctx.service.submit_once(spec, owner=user.name)
-    response.status_code = 201 if created else 200
-    response.headers["Location"] = f"{request.url.path.rstrip('/')}/{record.id}"
     ctx.metrics.submit_latency.observe(time.perf_counter() - started)
-    return JobOut.of(record)
+    return JobOut.of(record).response(
+        201 if created else 200, {"Location": f"{request.url.path.rstrip('/')}/{record.id}"}
+    )
 
 
 def _limited(request: Request, limit: int, field: str) -> Request:
@@ -200,13 +199,13 @@ async def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-async def get_job(job: OwnedJob, ctx: Ctx) -> JobOut:
-    return JobOut.of(job, ctx.service.waiting_reason(job))
+async def get_job(job: OwnedJob, ctx: Ctx) -> Response:
+    return JobOut.of(job, ctx.service.waiting_reason(job)).response()
 
 
 @router.delete("/jobs/{job_id}", status_code=202, response_model=JobOut)
-async def cancel_job(job: OwnedJob, ctx: Ctx) -> JobOut:
-    return JobOut.of(await ctx.service.cancel(job.id))
+async def cancel_job(job: OwnedJob, ctx: Ctx) -> Response:
+    return JobOut.of(await ctx.service.cancel(job.id)).response(202)
 
 
 @router.get(
