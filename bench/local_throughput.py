@@ -57,7 +57,8 @@ def run_spawn(n: int, _tmp: Path) -> list[float]:
 
 def run_jobgate(n: int, tmp: Path, capacity: int, latency: bool) -> list[float]:
     config = Config(
-        home=tmp, database_url=f"sqlite:///{tmp / 'jobgate.db'}",
+        home=tmp,
+        database_url=f"sqlite:///{tmp / 'jobgate.db'}",
         destinations={"local": Destination(name="local", capacity=capacity)},
     )
     spec = JobSpec(executable=TRUE)
@@ -154,7 +155,9 @@ def machine() -> dict[str, Any]:
                 break
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
         "python": platform.python_version(),
     }
 
@@ -168,8 +171,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=1000, help="jobs per throughput run")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds (medians)")
-    ap.add_argument("--capacity", type=int, default=BIG_CAPACITY,
-                    help=f"jobgate's large capacity (default {BIG_CAPACITY})")
+    ap.add_argument(
+        "--capacity",
+        type=int,
+        default=BIG_CAPACITY,
+        help=f"jobgate's large capacity (default {BIG_CAPACITY})",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object instead")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -190,10 +197,14 @@ def main() -> None:
     ]
     info = machine()
     if not args.json:
-        print(f"date     {info['date']}\nmachine  {info['nproc']} CPUs, {info['cpu']}, "
-              f"Linux {info['kernel']}, Python {info['python']}")
-        print(f"jobs     {args.jobs} x {TRUE}, submit all then wait all; "
-              f"{args.repeat} interleaved rounds, medians\n")
+        print(
+            f"date     {info['date']}\nmachine  {info['nproc']} CPUs, {info['cpu']}, "
+            f"Linux {info['kernel']}, Python {info['python']}"
+        )
+        print(
+            f"jobs     {args.jobs} x {TRUE}, submit all then wait all; "
+            f"{args.repeat} interleaved rounds, medians\n"
+        )
     rounds: dict[str, list[list[float]]] = {r[0]: [] for r in runs}  # [jobs/s, CPU ms/job x2]
     lat: dict[str, list[float]] = {r[0]: [] for r in runs}
     for rnd in range(args.repeat):
@@ -210,37 +221,64 @@ def main() -> None:
             if not args.json:
                 print(f"  round {rnd + 1}  {label:<34} {note}", flush=True)
 
-    med = {k: [statistics.median(col) for col in zip(*v, strict=True)]
-           for k, v in rounds.items() if v}
+    med = {
+        k: [statistics.median(col) for col in zip(*v, strict=True)] for k, v in rounds.items() if v
+    }
     ceiling, psij_rate = med[runs[0][0]][0], med[runs[1][0]][0]
-    tput = {k: {"jobs_per_s": m[0], "vs_psij": m[0] / psij_rate, "vs_ceiling": m[0] / ceiling,
-                "gateway_cpu_ms_per_job": m[1], "job_cpu_ms_per_job": m[2],
-                "rounds_jobs_per_s": [r[0] for r in rounds[k]]} for k, m in med.items()}
-    latency = {k: {"p50_ms": pct(v, 0.5) * 1e3, "p90_ms": pct(v, 0.9) * 1e3, "n": len(v)}
-               for k, v in lat.items() if v}
+    tput = {
+        k: {
+            "jobs_per_s": m[0],
+            "vs_psij": m[0] / psij_rate,
+            "vs_ceiling": m[0] / ceiling,
+            "gateway_cpu_ms_per_job": m[1],
+            "job_cpu_ms_per_job": m[2],
+            "rounds_jobs_per_s": [r[0] for r in rounds[k]],
+        }
+        for k, m in med.items()
+    }
+    latency = {
+        k: {"p50_ms": pct(v, 0.5) * 1e3, "p90_ms": pct(v, 0.9) * 1e3, "n": len(v)}
+        for k, v in lat.items()
+        if v
+    }
     jg_ratio, jg_p50 = tput[big]["vs_psij"], latency["jobgate latency"]["p50_ms"]
     result = {
-        "machine": info, "jobs": args.jobs, "repeat": args.repeat,
+        "machine": info,
+        "jobs": args.jobs,
+        "repeat": args.repeat,
         "capacity": {"large": args.capacity, "nproc": ncpu},
-        "throughput": tput, "latency": latency,
-        "targets": {"jobgate_vs_psij": jg_ratio, "min": 1.5, "goal": 3.0,
-                    "p50_ms": jg_p50, "p50_ms_max": 20.0},
+        "throughput": tput,
+        "latency": latency,
+        "targets": {
+            "jobgate_vs_psij": jg_ratio,
+            "min": 1.5,
+            "goal": 3.0,
+            "p50_ms": jg_p50,
+            "p50_ms_max": 20.0,
+        },
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"\n{'throughput (median)':<36} {'jobs/s':>7} {'x PSI/J':>8} {'x ceiling':>10}"
-          f"   CPU ms/job: {'gateway':>7} {'jobs':>6}")
+    print(
+        f"\n{'throughput (median)':<36} {'jobs/s':>7} {'x PSI/J':>8} {'x ceiling':>10}"
+        f"   CPU ms/job: {'gateway':>7} {'jobs':>6}"
+    )
     for label, t in tput.items():
-        print(f"  {label:<34} {t['jobs_per_s']:7.0f} {t['vs_psij']:8.2f} {t['vs_ceiling']:10.3f}"
-              f"               {t['gateway_cpu_ms_per_job']:7.2f} {t['job_cpu_ms_per_job']:6.2f}")
+        print(
+            f"  {label:<34} {t['jobs_per_s']:7.0f} {t['vs_psij']:8.2f} {t['vs_ceiling']:10.3f}"
+            f"               {t['gateway_cpu_ms_per_job']:7.2f} {t['job_cpu_ms_per_job']:6.2f}"
+        )
     print(f"\n{'latency, submit -> final':<36} {'p50 ms':>7} {'p90 ms':>8} {'n':>6}")
     for label, d in latency.items():
         print(f"  {label:<34} {d['p50_ms']:7.1f} {d['p90_ms']:8.1f} {d['n']:6d}")
-    print(f"\ntargets: jobgate >= 1.5x PSI/J (goal 3x): {jg_ratio:.2f}x "
-          f"{'PASS' if jg_ratio >= 1.5 else 'FAIL'}; p50 <= 20 ms: {jg_p50:.1f} ms "
-          f"{'PASS' if jg_p50 <= 20 else 'FAIL'}")
+    print(
+        f"\ntargets: jobgate >= 1.5x PSI/J (goal 3x): {jg_ratio:.2f}x "
+        f"{'PASS' if jg_ratio >= 1.5 else 'FAIL'}; p50 <= 20 ms: {jg_p50:.1f} ms "
+        f"{'PASS' if jg_p50 <= 20 else 'FAIL'}"
+    )
     print("(gateway = CPU of the submitting process; jobs = CPU of the processes it reaped)")
+
 
 if __name__ == "__main__":
     main()
