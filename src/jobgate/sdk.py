@@ -69,6 +69,7 @@ class AsyncGateway:
             await self.callbacks.close()
         if self.supervisor is not None and self._started:
             await self.supervisor.close()
+        self.service.close()
         self.store.close()
 
     async def __aenter__(self) -> AsyncGateway:

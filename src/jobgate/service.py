@@ -21,9 +21,14 @@ from jobgate.ids import new_id
 from jobgate.spec import JobEvent, JobRecord, JobSpec, format_walltime
 from jobgate.states import JobState
 from jobgate.store import Store, Transition
+from jobgate.store.group_commit import GroupInserter
 
 LOG_STREAMS = ("stdout", "stderr")
 ACTIVE_COUNT_S = 1.0
+
+
+def _queued_message(record: JobRecord) -> str:
+    return f"queued for {record.destination}"
 
 
 class JobService:
@@ -34,23 +39,35 @@ class JobService:
         self.backends = supervisor.backends if supervisor else Backends(config)
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._active: dict[str, tuple[float, int]] = {}  # destination -> (expiry, count)
+        self._inserter = GroupInserter(store)
 
     # -- submit ---------------------------------------------------------------------------
 
     async def submit(self, spec: JobSpec | dict[str, Any], owner: str | None = None) -> JobRecord:
-        return self.submit_now(spec, owner)[0]
+        return (await self.submit_once(spec, owner))[0]
 
     async def submit_once(
         self, spec: JobSpec | dict[str, Any], owner: str | None = None
     ) -> tuple[JobRecord, bool]:
-        return self.submit_now(spec, owner)
+        """Submit; with an idempotency key seen before, the earlier job and False. Jobs
+        submitted together (concurrent API requests) are committed together."""
+        record, created = self._new(spec, owner)
+        if not created or record.spec.idempotency_key:
+            return self._insert(record) if created else (record, False)
+        await self._inserter.insert(record, _queued_message(record))
+        self._inserted()
+        return record, True
 
     def submit_now(
         self, spec: JobSpec | dict[str, Any], owner: str | None = None
     ) -> tuple[JobRecord, bool]:
-        """Submit; with an idempotency key seen before, the earlier job and False.
-        Synchronous and thread-safe: the sync SDK calls it in the caller's thread, so a
-        submission never waits for the event loop (which is busy starting jobs)."""
+        """submit_once, synchronous and thread-safe: the sync SDK calls it in the caller's
+        thread, so a submission never waits for the event loop (busy starting jobs)."""
+        record, created = self._new(spec, owner)
+        return self._insert(record) if created else (record, False)
+
+    def _new(self, spec: JobSpec | dict[str, Any], owner: str | None) -> tuple[JobRecord, bool]:
+        """The job to insert and True; or an earlier job with the same idempotency key."""
         spec = JobSpec.parse(spec)
         owner = owner or getpass.getuser()
         dest = self.config.destination(spec.destination)
@@ -71,16 +88,22 @@ class JobService:
             created_at=now,
             queued_at=now,
         )
+        return record, True
+
+    def _insert(self, record: JobRecord) -> tuple[JobRecord, bool]:
         try:
-            self.store.insert_job(record, message=f"queued for {dest.name}")
+            self.store.insert_job(record, message=_queued_message(record))
         except ConflictError:  # a concurrent request with the same key won the insert
-            existing = self._same_request(owner, spec)
+            existing = self._same_request(record.owner, record.spec)
             if existing is None:
                 raise
             return existing, False
+        self._inserted()
+        return record, True
+
+    def _inserted(self) -> None:
         if self.supervisor is not None:
             self.supervisor.wake()
-        return record, True
 
     def _same_request(self, owner: str, spec: JobSpec) -> JobRecord | None:
         existing = self.store.find_by_idempotency_key(owner, spec.idempotency_key or "")
@@ -123,6 +146,9 @@ class JobService:
         for i, stage in enumerate(spec.input_files):
             if dest.transport == "local" and not os.path.isfile(stage.source):
                 raise SpecError(f"input_files.{i}.source", f"no such file: {stage.source}")
+
+    def close(self) -> None:
+        self._inserter.close()
 
     # -- queries --------------------------------------------------------------------------
 

@@ -91,6 +91,36 @@ def test_idempotency_key_under_concurrent_requests(server: Server) -> None:
     assert len({r.json()["id"] for r in results}) == 1
 
 
+def test_concurrent_submissions_are_each_stored_once_with_their_event(server: Server) -> None:
+    """Concurrent POSTs share commits (group commit): each still gets its own job, stored
+    and visible once the 201 is back, with its first event."""
+    label = tag()
+    results: list[httpx.Response] = []
+
+    def send(i: int) -> None:
+        with httpx.Client(headers=server.auth("alice"), timeout=60) as c:
+            spec = {"executable": "/bin/true", "name": f"c{i}", "labels": {"batch": label}}
+            res = c.post(f"{server.api}/jobs", json=spec)
+            results.append(res)
+            if res.status_code == 201:  # readable at once: committed before the answer
+                results.append(c.get(f"{server.api}/jobs/{res.json()['id']}"))
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in results) == [200] * 24 + [201] * 24
+    ids = {r.json()["id"] for r in results}
+    assert len(ids) == 24
+    alice = server.client("alice")
+    listed = alice.get("/jobs", params={"label": f"batch={label}", "limit": 100}).json()["items"]
+    assert sorted(j["name"] for j in listed) == sorted(f"c{i}" for i in range(24))
+    for job_id in ids:
+        events = alice.get(f"/jobs/{job_id}/events").json()
+        assert events[0]["type"] == "QUEUED" and events[0]["seq"] >= 1
+
+
 def test_multipart_submit_stages_the_uploaded_files(server: Server) -> None:
     blob = bytes(range(256)) * 4
     spec = {"script": "cat data.txt\nwc -c < conf/blob.bin\n", "name": "upload"}

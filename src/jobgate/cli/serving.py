@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -47,6 +48,11 @@ async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> No
                     access_log=False,
                 )
             )
+            # Startup's objects (~120k: modules, models, routes) are never garbage: keep the
+            # collector from re-scanning them in each full pass (~85 ms here, every ~0.6 s
+            # under load, the API's whole p99).
+            gc.collect()
+            gc.freeze()
             await server.serve()  # returns on SIGINT/SIGTERM
         else:
             await _until_signalled()

@@ -69,6 +69,7 @@ class Supervisor:
         self._main: asyncio.Task[None] | None = None
         self._stop_wanted = False
         self._paused: dict[str, tuple[float, float]] = {}  # destination -> (until, delay)
+        self._full: dict[str, float] = {}  # destination -> loop time it was found full
         self._closing = False
 
     # -- life cycle ---------------------------------------------------------------------
@@ -139,8 +140,17 @@ class Supervisor:
     # -- admission and submission -------------------------------------------------------
 
     async def _admit(self, dest: Destination) -> bool:
-        if asyncio.get_running_loop().time() < self._paused.get(dest.name, (0.0, 0.0))[0]:
+        now = asyncio.get_running_loop().time()
+        if now < self._paused.get(dest.name, (0.0, 0.0))[0]:
             return False  # the scheduler failed transiently: wait out the back-off
+        # Full: each submission wakes us, but only a job ending frees a slot. Ours clear
+        # this at once (_flush); other processes' are seen within a tick.
+        if now - self._full.get(dest.name, -TICK_S) < TICK_S:
+            return False
+        if self.store.active_count(dest.name) >= dest.capacity:  # unlocked: a cheap read
+            self._full[dest.name] = now
+            return False
+        self._full.pop(dest.name, None)
         claimed = self.store.claim(dest.name, dest.capacity, CLAIM_BATCH, self.gateway_id)
         if claimed:
             backend = self.backends.get(dest.name)
@@ -243,6 +253,7 @@ class Supervisor:
         ended = [t.job_id for t in moved if t.to in FINAL_STATES]
         if ended:
             self._stopping.difference_update(ended)
+            self._full.clear()
             self.wake()  # capacity was freed
 
     # -- stopping -------------------------------------------------------------------------

@@ -136,13 +136,15 @@ _INSERT_JOB = (
 )
 
 
-def insert_job(conn: Connection, row: dict[str, Any], labels: dict[str, str]) -> None:
-    run(conn, _INSERT_JOB, row)
+def insert_jobs(
+    conn: Connection, rows: list[dict[str, Any]], labels: list[tuple[str, str, str]]
+) -> None:
+    run(conn, _INSERT_JOB, rows)
     if labels:
         run(
             conn,
             "INSERT INTO job_labels (job_id, key, value) VALUES (:job_id, :key, :value)",
-            [{"job_id": row["id"], "key": k, "value": v} for k, v in labels.items()],
+            [{"job_id": j, "key": k, "value": v} for j, k, v in labels],
         )
 
 

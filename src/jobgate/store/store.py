@@ -106,30 +106,41 @@ class Store:
     # -- jobs --------------------------------------------------------------------------
 
     def insert_job(self, record: JobRecord, *, message: str = "") -> None:
-        now = record.created_at.timestamp()
-        row = {
-            "id": record.id,
-            "name": record.name,
-            "owner": record.owner,
-            "destination": record.destination,
-            "state": record.state.value,
-            "run_dir": record.run_dir,
-            "spec": record.spec.model_dump_json(exclude_defaults=True),
-            "labels": dumps(record.labels),
-            "idempotency_key": record.spec.idempotency_key,
-            "callback_url": record.spec.callback_url,
-            "created_at": now,
-            "queued_at": now if record.state == JobState.QUEUED else None,
-            "updated_at": now,
-        }
+        self.insert_jobs([(record, message)])
+
+    def insert_jobs(self, items: Sequence[tuple[JobRecord, str]]) -> None:
+        """New jobs with their first event, in one transaction (one commit for all)."""
+        rows: list[dict[str, Any]] = []
+        labels: list[tuple[str, str, str]] = []
+        events: list[tuple[str, str, str, dict[str, Any]]] = []
+        for record, message in items:
+            now = record.created_at.timestamp()
+            rows.append(
+                {
+                    "id": record.id,
+                    "name": record.name,
+                    "owner": record.owner,
+                    "destination": record.destination,
+                    "state": record.state.value,
+                    "run_dir": record.run_dir,
+                    "spec": record.spec.model_dump_json(exclude_defaults=True),
+                    "labels": dumps(record.labels),
+                    "idempotency_key": record.spec.idempotency_key,
+                    "callback_url": record.spec.callback_url,
+                    "created_at": now,
+                    "queued_at": now if record.state == JobState.QUEUED else None,
+                    "updated_at": now,
+                }
+            )
+            labels += [(record.id, k, v) for k, v in record.labels.items()]
+            events.append((record.id, record.state.value, message, {}))
         try:
             with self._write() as conn:
-                changes_.insert_job(conn, row, record.labels)
-                changes_.add_events(conn, [(record.id, record.state.value, message, {})], now)
+                changes_.insert_jobs(conn, rows, labels)
+                changes_.add_events(conn, events, time.time())
         except IntegrityError:
-            raise ConflictError(
-                f"idempotency key {record.spec.idempotency_key!r} was already used"
-            ) from None
+            keys = ", ".join(repr(r.spec.idempotency_key) for r, _ in items)
+            raise ConflictError(f"idempotency key {keys} was already used") from None
 
     def find_by_idempotency_key(self, owner: str, key: str) -> JobRecord | None:
         with self._read() as conn:
