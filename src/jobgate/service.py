@@ -16,12 +16,12 @@ from jobgate.backends.base import effective_resources
 from jobgate.config import Config, Destination
 from jobgate.engine.backends import Backends
 from jobgate.engine.supervisor import Supervisor
-from jobgate.errors import ConflictError, SpecError
+from jobgate.errors import ConflictError, NotFoundError, SpecError
 from jobgate.ids import new_id
 from jobgate.spec import JobEvent, JobRecord, JobSpec, format_walltime
 from jobgate.states import JobState
 from jobgate.store import Store, Transition
-from jobgate.store.group_commit import GroupInserter
+from jobgate.store.batching import Batcher
 
 LOG_STREAMS = ("stdout", "stderr")
 ACTIVE_COUNT_S = 1.0
@@ -39,7 +39,9 @@ class JobService:
         self.backends = supervisor.backends if supervisor else Backends(config)
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._active: dict[str, tuple[float, int]] = {}  # destination -> (expiry, count)
-        self._inserter = GroupInserter(store)
+        # Concurrent API requests share transactions and queries (see store.batching).
+        self._inserts = Batcher(store.insert_jobs, "jobgate-insert")
+        self._reads = Batcher(store.get_many, "jobgate-read")
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -54,7 +56,7 @@ class JobService:
         record, created = self._new(spec, owner)
         if not created or record.spec.idempotency_key:
             return self._insert(record) if created else (record, False)
-        await self._inserter.insert(record, _queued_message(record))
+        await self._inserts((record, _queued_message(record)))
         self._inserted()
         return record, True
 
@@ -148,12 +150,16 @@ class JobService:
                 raise SpecError(f"input_files.{i}.source", f"no such file: {stage.source}")
 
     def close(self) -> None:
-        self._inserter.close()
+        self._inserts.close()
+        self._reads.close()
 
     # -- queries --------------------------------------------------------------------------
 
     async def get(self, job_id: str) -> JobRecord:
-        return self.store.get(job_id)
+        record = await self._reads(job_id)
+        if record is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        return record
 
     async def list(
         self,

@@ -69,7 +69,7 @@ async def _owned_job(job_id: str, user: CurrentUser, ctx: Ctx) -> JobRecord:
     their existence does not leak."""
     if not _JOB_ID.fullmatch(job_id):  # not an id we make (and no NUL byte for PostgreSQL)
         raise NotFoundError(f"no job {job_id!r}")
-    job = ctx.service.store.get(job_id)
+    job = await ctx.service.get(job_id)
     if job.owner != user.name and not user.admin:
         raise NotFoundError(f"no job {job_id!r}")
     return job

@@ -153,6 +153,14 @@ def get(conn: Connection, job_id: str) -> Row[Any] | None:
     return row
 
 
+def get_many(conn: Connection, job_ids: Sequence[str]) -> list[Row[Any]]:
+    # One statement text for any number of ids (the drivers cache prepared statements).
+    if conn.dialect.name == "sqlite":
+        query = "SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(:ids))"
+        return list(run(conn, query, {"ids": dumps(list(job_ids))}))
+    return list(run(conn, "SELECT * FROM jobs WHERE id = ANY(:ids)", {"ids": list(job_ids)}))
+
+
 _ACTIVE = _states(list(ACTIVE_STATES))
 
 

@@ -108,7 +108,7 @@ class Store:
     def insert_job(self, record: JobRecord, *, message: str = "") -> None:
         self.insert_jobs([(record, message)])
 
-    def insert_jobs(self, items: Sequence[tuple[JobRecord, str]]) -> None:
+    def insert_jobs(self, items: Sequence[tuple[JobRecord, str]]) -> list[None]:
         """New jobs with their first event, in one transaction (one commit for all)."""
         rows: list[dict[str, Any]] = []
         labels: list[tuple[str, str, str]] = []
@@ -141,6 +141,7 @@ class Store:
         except IntegrityError:
             keys = ", ".join(repr(r.spec.idempotency_key) for r, _ in items)
             raise ConflictError(f"idempotency key {keys} was already used") from None
+        return [None] * len(items)
 
     def find_by_idempotency_key(self, owner: str, key: str) -> JobRecord | None:
         with self._read() as conn:
@@ -155,6 +156,12 @@ class Store:
         if row is None:
             raise NotFoundError(f"no job {job_id!r}")
         return _record(row)
+
+    def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        """Each job by id (None if unknown), in one query."""
+        with self._read() as conn:
+            rows = {r.id: r for r in changes_.get_many(conn, job_ids)}
+        return [_record(rows[i]) if i in rows else None for i in job_ids]
 
     def list_jobs(
         self,

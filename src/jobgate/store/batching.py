@@ -1,0 +1,61 @@
+"""Calls that arrive together run as one: group commit for new jobs, one query for many
+reads by id.
+
+While one batch runs in the batcher's worker thread (the event loop keeps reading
+requests), the next gathers; each caller is answered once its batch is done. Under 64
+concurrent requests this turns one transaction (or round trip) per request into one per
+few dozen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Batcher(Generic[T, R]):
+    """`await batcher(item)` -> `run(items)[i]`, with `run` called in one worker thread
+    (so batches run in order) for all items pending when it starts."""
+
+    def __init__(self, run: Callable[[list[T]], Sequence[R]], name: str) -> None:
+        self._run = run
+        self._name = name
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._drain: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=name)
+
+    async def __call__(self, item: T) -> R:
+        """The item's result; or what `run` raised, for every item of its batch."""
+        fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, fut))
+        if self._drain is None:
+            self._drain = asyncio.create_task(self._run_all(), name=self._name)
+        return await fut  # a caller cancelled (client gone) cancels only its own future
+
+    async def _run_all(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await loop.run_in_executor(
+                        self._thread, self._run, [item for item, _ in batch]
+                    )
+                except Exception as exc:  # every caller of the batch hears it
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                else:
+                    for (_, fut), result in zip(batch, results, strict=True):
+                        if not fut.done():
+                            fut.set_result(result)
+        finally:
+            self._drain = None
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
