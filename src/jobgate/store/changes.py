@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Boolean, Column, Connection, Float, Integer, Row
 
 from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, sources
-from jobgate.store.tables import jobs
+from jobgate.store.tables import job_events, job_labels, jobs
+
+TABLES = {t.name: t for t in (jobs, job_events, job_labels)}
 
 TIME_COLUMN = {
     JobState.QUEUED: "queued_at",
@@ -93,16 +95,53 @@ def apply(conn: Connection, changes: Sequence[Transition], now: float) -> list[b
     return took
 
 
-_INSERT_EVENT = (
-    "INSERT INTO job_events (job_id, time, type, message, data) "
-    "VALUES (:job_id, :time, :type, :message, :data)"
-)
+def _pg_array(column: Column[Any]) -> str:
+    kind = type(column.type)
+    return {Float: "float8[]", Integer: "int4[]", Boolean: "bool[]"}.get(kind, "text[]")
+
+
+@cache
+def _insert(dialect: str, table: str, columns: tuple[str, ...]) -> str:
+    """One INSERT for many rows: on PostgreSQL from arrays (one statement to parse, bind and
+    execute, not one per row); SQLite runs in-process, so executemany costs it nothing."""
+    unknown = set(columns) - set(TABLES[table].c.keys())
+    if unknown:  # checked: no user text reaches the SQL
+        raise ValueError(f"not columns of {table}: {sorted(unknown)}")
+    names = ", ".join(columns)
+    if dialect == "sqlite":
+        values = ", ".join(f":{c}" for c in columns)
+        return f"INSERT INTO {table} ({names}) VALUES ({values})"  # noqa: S608
+    arrays = ", ".join(f":{c}::{_pg_array(TABLES[table].c[c])}" for c in columns)
+    return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
+
+
+def insert_rows(conn: Connection, table: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows with the same keys, columns of `table`."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    statement = _insert(conn.dialect.name, table, columns)
+    if conn.dialect.name == "sqlite":
+        run(conn, statement, rows)
+    else:
+        run(conn, statement, {c: [r[c] for r in rows] for c in columns})
+
+
+def _in_ids(conn: Connection, column: str, ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """`column IN ids` with one statement text for any number of ids (drivers cache
+    prepared statements by text)."""
+    if conn.dialect.name == "sqlite":
+        where = f"{column} IN (SELECT value FROM json_each(:ids))"  # noqa: S608 - ours
+        return where, {"ids": dumps(list(ids))}
+    return f"{column} = ANY(:ids)", {"ids": list(ids)}
+
+
 # Every state event of these jobs not yet in the outbox (only jobs with a callback URL).
 _OUTBOX = (
     "INSERT INTO callbacks (job_id, event_seq, url, state, attempts, next_attempt_at, "  # noqa: S608
     "created_at) SELECT e.job_id, e.seq, j.callback_url, 'pending', 0, :now, :now "
     "FROM job_events e JOIN jobs j ON j.id = e.job_id "
-    "WHERE e.job_id = :job_id AND j.callback_url IS NOT NULL "
+    "WHERE {ids} AND j.callback_url IS NOT NULL "
     f"AND e.type IN ({_states(list(JobState))}) "
     "AND e.seq > (SELECT coalesce(max(c.event_seq), 0) FROM callbacks c "
     "WHERE c.job_id = e.job_id)"
@@ -113,39 +152,22 @@ def add_events(
     conn: Connection, events: Sequence[tuple[str, str, str, dict[str, Any]]], now: float
 ) -> None:
     """Insert event rows; state changes of jobs with a callback URL get outbox rows too."""
-    if not events:
-        return
-    run(
-        conn,
-        _INSERT_EVENT,
-        [
-            {"job_id": j, "time": now, "type": t, "message": m, "data": dumps(d)}
-            for j, t, m, d in events
-        ],
-    )
+    rows = [
+        {"job_id": j, "time": now, "type": t, "message": m, "data": dumps(d)}
+        for j, t, m, d in events
+    ]
+    insert_rows(conn, "job_events", rows)
     changed = sorted({j for j, t, _, _ in events if t in STATE_NAMES})
     if changed:
-        run(conn, _OUTBOX, [{"job_id": j, "now": now} for j in changed])
-
-
-_INSERT_JOB = (
-    "INSERT INTO jobs (id, name, owner, destination, state, run_dir, spec, labels, "
-    "idempotency_key, callback_url, backend_data, created_at, queued_at, updated_at) "
-    "VALUES (:id, :name, :owner, :destination, :state, :run_dir, :spec, :labels, "
-    ":idempotency_key, :callback_url, '{}', :created_at, :queued_at, :updated_at)"
-)
+        where, params = _in_ids(conn, "j.id", changed)
+        run(conn, _OUTBOX.format(ids=where), {**params, "now": now})
 
 
 def insert_jobs(
     conn: Connection, rows: list[dict[str, Any]], labels: list[tuple[str, str, str]]
 ) -> None:
-    run(conn, _INSERT_JOB, rows)
-    if labels:
-        run(
-            conn,
-            "INSERT INTO job_labels (job_id, key, value) VALUES (:job_id, :key, :value)",
-            [{"job_id": j, "key": k, "value": v} for j, k, v in labels],
-        )
+    insert_rows(conn, "jobs", rows)
+    insert_rows(conn, "job_labels", [{"job_id": j, "key": k, "value": v} for j, k, v in labels])
 
 
 def get(conn: Connection, job_id: str) -> Row[Any] | None:
@@ -154,11 +176,8 @@ def get(conn: Connection, job_id: str) -> Row[Any] | None:
 
 
 def get_many(conn: Connection, job_ids: Sequence[str]) -> list[Row[Any]]:
-    # One statement text for any number of ids (the drivers cache prepared statements).
-    if conn.dialect.name == "sqlite":
-        query = "SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(:ids))"
-        return list(run(conn, query, {"ids": dumps(list(job_ids))}))
-    return list(run(conn, "SELECT * FROM jobs WHERE id = ANY(:ids)", {"ids": list(job_ids)}))
+    where, params = _in_ids(conn, "id", job_ids)
+    return list(run(conn, f"SELECT * FROM jobs WHERE {where}", params))  # noqa: S608
 
 
 _ACTIVE = _states(list(ACTIVE_STATES))

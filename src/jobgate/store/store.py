@@ -130,6 +130,7 @@ class Store:
                     "created_at": now,
                     "queued_at": now if record.state == JobState.QUEUED else None,
                     "updated_at": now,
+                    "backend_data": "{}",
                 }
             )
             labels += [(record.id, k, v) for k, v in record.labels.items()]
