@@ -101,17 +101,18 @@ def _pg_array(column: Column[Any]) -> str:
 
 
 @cache
-def _insert(dialect: str, table: str, columns: tuple[str, ...]) -> str:
+def _insert(dialect: str, table: str, columns: tuple[str, ...], prefix: str = "") -> str:
     """One INSERT for many rows: on PostgreSQL from arrays (one statement to parse, bind and
-    execute, not one per row); SQLite runs in-process, so executemany costs it nothing."""
+    execute, not one per row); SQLite runs in-process, so executemany costs it nothing.
+    Parameters are named `prefix + column`."""
     unknown = set(columns) - set(TABLES[table].c.keys())
     if unknown:  # checked: no user text reaches the SQL
         raise ValueError(f"not columns of {table}: {sorted(unknown)}")
     names = ", ".join(columns)
     if dialect == "sqlite":
-        values = ", ".join(f":{c}" for c in columns)
+        values = ", ".join(f":{prefix}{c}" for c in columns)
         return f"INSERT INTO {table} ({names}) VALUES ({values})"  # noqa: S608
-    arrays = ", ".join(f":{c}::{_pg_array(TABLES[table].c[c])}" for c in columns)
+    arrays = ", ".join(f":{prefix}{c}::{_pg_array(TABLES[table].c[c])}" for c in columns)
     return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
 
 
@@ -124,7 +125,11 @@ def insert_rows(conn: Connection, table: str, rows: Sequence[dict[str, Any]]) ->
     if conn.dialect.name == "sqlite":
         run(conn, statement, rows)
     else:
-        run(conn, statement, {c: [r[c] for r in rows] for c in columns})
+        run(conn, statement, _arrays(rows))
+
+
+def _arrays(rows: Sequence[dict[str, Any]], prefix: str = "") -> dict[str, list[Any]]:
+    return {prefix + c: [r[c] for r in rows] for c in rows[0]}
 
 
 def _in_ids(conn: Connection, column: str, ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
@@ -164,10 +169,49 @@ def add_events(
 
 
 def insert_jobs(
-    conn: Connection, rows: list[dict[str, Any]], labels: list[tuple[str, str, str]]
+    conn: Connection,
+    rows: list[dict[str, Any]],
+    labels: list[tuple[str, str, str]],
+    events: Sequence[tuple[str, str, str, dict[str, Any]]],
+    now: float,
 ) -> None:
-    insert_rows(conn, "jobs", rows)
-    insert_rows(conn, "job_labels", [{"job_id": j, "key": k, "value": v} for j, k, v in labels])
+    """New jobs, their labels and first events (and outbox rows). On PostgreSQL as one
+    statement, atomic alone: run in autocommit it is one round trip, not six."""
+    label_rows = [{"job_id": j, "key": k, "value": v} for j, k, v in labels]
+    if conn.dialect.name == "sqlite":
+        insert_rows(conn, "jobs", rows)
+        insert_rows(conn, "job_labels", label_rows)
+        add_events(conn, events, now)
+        return
+    event_rows = [
+        {"job_id": j, "time": now, "type": t, "message": m, "data": dumps(d)}
+        for j, t, m, d in events
+    ]
+    params: dict[str, Any] = {"now": now, **_arrays(rows, "j_"), **_arrays(event_rows, "e_")}
+    if label_rows:
+        params |= _arrays(label_rows, "l_")
+    statement = _insert_jobs_pg(tuple(rows[0]), tuple(event_rows[0]), bool(label_rows))
+    run(conn, statement, params)
+
+
+@cache
+def _insert_jobs_pg(
+    job_columns: tuple[str, ...], event_columns: tuple[str, ...], labels: bool
+) -> str:
+    pg = "postgresql"
+    ctes = [
+        f"j AS ({_insert(pg, 'jobs', job_columns, 'j_')} RETURNING id, callback_url)",
+        f"e AS ({_insert(pg, 'job_events', event_columns, 'e_')} RETURNING job_id, seq, type)",
+    ]
+    if labels:
+        ctes.append(f"l AS ({_insert(pg, 'job_labels', ('job_id', 'key', 'value'), 'l_')})")
+    return (
+        f"WITH {', '.join(ctes)} "  # noqa: S608 - built from table columns only
+        "INSERT INTO callbacks (job_id, event_seq, url, state, attempts, next_attempt_at, "
+        "created_at) SELECT e.job_id, e.seq, j.callback_url, 'pending', 0, :now, :now "
+        f"FROM e JOIN j ON j.id = e.job_id WHERE j.callback_url IS NOT NULL "
+        f"AND e.type IN ({_states(list(JobState))})"
+    )
 
 
 def get(conn: Connection, job_id: str) -> Row[Any] | None:

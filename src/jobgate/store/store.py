@@ -46,9 +46,9 @@ class Store:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.engine = self._make_engine(url)
-        # Reads are single statements: on PostgreSQL an autocommit pool saves the BEGIN and
-        # ROLLBACK round trips around each (SQLite reads skip BEGIN in _on_begin).
-        self._reader = (
+        # For single statements (all reads, some writes): on PostgreSQL an autocommit pool
+        # saves the BEGIN and COMMIT/ROLLBACK round trips (SQLite reads skip BEGIN, _on_begin).
+        self._autocommit = (
             self.engine
             if self.is_sqlite
             else create_engine(url, pool_size=10, isolation_level="AUTOCOMMIT")
@@ -83,9 +83,12 @@ class Store:
         return engine
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, one_statement: bool = False) -> Iterator[Connection]:
+        """A write transaction; `one_statement`: the caller's SQL is one statement (atomic
+        alone), run on PostgreSQL in autocommit to save the BEGIN and COMMIT round trips."""
+        engine = self._autocommit if one_statement and not self.is_sqlite else self.engine
         try:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            with engine.connect().execution_options(write=True) as conn, conn.begin():
                 yield conn
         except OperationalError as exc:
             raise SchedulerUnavailable(f"store unavailable: {exc.orig}") from exc
@@ -94,14 +97,14 @@ class Store:
     def _read(self) -> Iterator[Connection]:
         """For one statement (no snapshot is shared across statements)."""
         try:
-            with self._reader.connect().execution_options(read=True) as conn:
+            with self._autocommit.connect().execution_options(read=True) as conn:
                 yield conn
         except OperationalError as exc:
             raise SchedulerUnavailable(f"store unavailable: {exc.orig}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
-        self._reader.dispose()
+        self._autocommit.dispose()
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -136,9 +139,8 @@ class Store:
             labels += [(record.id, k, v) for k, v in record.labels.items()]
             events.append((record.id, record.state.value, message, {}))
         try:
-            with self._write() as conn:
-                changes_.insert_jobs(conn, rows, labels)
-                changes_.add_events(conn, events, time.time())
+            with self._write(one_statement=True) as conn:
+                changes_.insert_jobs(conn, rows, labels, events, time.time())
         except IntegrityError:
             keys = ", ".join(repr(r.spec.idempotency_key) for r, _ in items)
             raise ConflictError(f"idempotency key {keys} was already used") from None
