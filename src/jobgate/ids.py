@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# base64's RFC 4648 base32 digits -> Crockford's: the encoding runs in C.
+_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
@@ -23,5 +26,11 @@ def new_id() -> str:
         else:
             rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
         _last_ms, _last_rand = ms, rand
-    value = (ms << 80) | rand
-    return "".join(_ALPHABET[(value >> shift) & 31] for shift in range(125, -1, -5))
+    return encode((ms << 80) | rand)
+
+
+def encode(value: int) -> str:
+    """A 128-bit value as 26 Crockford base32 digits (130 bits, the first is 0-7)."""
+    # Left-aligned in 160 bits, the 130 come out as the first 26 of base32's 32 digits.
+    digits = base64.b32encode((value << 30).to_bytes(20, "big"))[:26]
+    return digits.translate(_CROCKFORD).decode()

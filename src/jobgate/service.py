@@ -121,18 +121,7 @@ class JobService:
         for name in spec.environment:
             if not dest.env_allowed(name):
                 raise SpecError(f"environment.{name}", f"not allowed on destination {dest.name!r}")
-        res = effective_resources(
-            JobRecord(
-                id="-",
-                name=None,
-                owner="-",
-                destination=dest.name,
-                state=JobState.NEW,
-                spec=spec,
-                created_at=datetime.now(UTC),
-            ),
-            dest,
-        )
+        res = effective_resources(spec.resources, dest)
         if dest.max_walltime_s and res.walltime_s and res.walltime_s > dest.max_walltime_s:
             raise SpecError(
                 "resources.walltime",

@@ -39,7 +39,7 @@ def record(destination: str = "slurm", **spec: object) -> JobRecord:
 
 def job_script(scheduler: SlurmScheduler, job: JobRecord) -> str:
     files = JobFiles.of(job, "/runs")
-    res = effective_resources(job, scheduler.destination)
+    res = effective_resources(job.spec.resources, scheduler.destination)
     scheduler.check(res)
     return render(scheduler.template, job, files, **scheduler.script_context(job, res, files))
 

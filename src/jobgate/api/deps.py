@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from jobgate.api.metrics import Metrics
 from jobgate.errors import NotFoundError
@@ -35,20 +35,28 @@ async def _context(request: Request) -> ApiContext:  # async: sync deps run in a
 
 
 Ctx = Annotated[ApiContext, Depends(_context)]
-_bearer = HTTPBearer(auto_error=False, description="A token from `jobgate token create`")
 
 
-async def _current_user(
-    ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> User:
-    if cred is None:
-        raise HTTPException(401, "missing bearer token")
-    user = ctx.accounts.authenticate(cred.credentials)
-    if user is None:
-        raise HTTPException(401, "invalid token")
-    return user
+class _BearerUser(HTTPBearer):
+    """The request's user, from its bearer token: one dependency (FastAPI resolves each
+    sub-dependency per request), still published in OpenAPI as the HTTPBearer scheme."""
+
+    async def __call__(self, request: Request) -> User:  # type: ignore[override]
+        cred = await super().__call__(request)
+        if cred is None:
+            raise HTTPException(401, "missing bearer token")
+        ctx: ApiContext = request.app.state.ctx
+        user = ctx.accounts.authenticate(cred.credentials)
+        if user is None:
+            raise HTTPException(401, "invalid token")
+        return user
 
 
+_current_user = _BearerUser(
+    auto_error=False,
+    scheme_name="HTTPBearer",
+    description="A token from `jobgate token create`",
+)
 CurrentUser = Annotated[User, Depends(_current_user)]
 
 

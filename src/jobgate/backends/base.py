@@ -126,11 +126,12 @@ class Backend(ABC):
         """Stop background work; running jobs keep running."""
 
 
-def effective_resources(job: JobRecord, destination: Destination) -> Resources:
-    """The job's resources with the destination's defaults filled in."""
-    merged = destination.defaults.model_dump(exclude_unset=True)
-    merged.update(job.spec.resources.model_dump(exclude_unset=True))
-    return Resources.model_validate(merged)
+def effective_resources(resources: Resources, destination: Destination) -> Resources:
+    """A job's resources with the destination's defaults filled in."""
+    defaults = destination.defaults.model_dump(exclude_unset=True)
+    if not defaults:
+        return resources
+    return Resources.model_validate(defaults | resources.model_dump(exclude_unset=True))
 
 
 def user_command(job: JobRecord, files: JobFiles) -> str:

@@ -113,7 +113,7 @@ class BatchBackend(Backend):
         self.scheduler.check(res)
 
     async def submit(self, job: JobRecord) -> Submitted:
-        res = effective_resources(job, self.destination)
+        res = effective_resources(job.spec.resources, self.destination)
         self.scheduler.check(res)  # again: a job stored before the service checked
         await self._absolute_base()
         files = self.files(job)
@@ -178,7 +178,7 @@ class BatchBackend(Backend):
             self._track(job, job.native_id)
 
     def _track(self, job: JobRecord, native_id: str) -> None:
-        array = effective_resources(job, self.destination).array
+        array = effective_resources(job.spec.resources, self.destination).array
         units: list[Unit] = list(array_indices(array)) if array else [None]
         running = job.state == JobState.RUNNING
         self._tracked[job.id] = Tracked(job, native_id, units, running, job.stop_reason)

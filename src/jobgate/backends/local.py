@@ -156,7 +156,7 @@ class LocalBackend(Backend):
         watch = _Watch(job, pid, fd, own_child)
         self._watches[job.id] = watch
         loop.add_reader(fd, self._exited, job.id)
-        walltime = effective_resources(job, self.destination).walltime_s
+        walltime = effective_resources(job.spec.resources, self.destination).walltime_s
         if walltime:
             elapsed = time.time() - job.started_at.timestamp() if job.started_at else 0.0
             watch.timer = loop.call_later(max(0.0, walltime - elapsed), self._on_walltime, job.id)

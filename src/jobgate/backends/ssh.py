@@ -198,7 +198,7 @@ class SSHBackend(Backend):
     def _watch(self, job: JobRecord, pid: int, start: int | None) -> None:
         watch = _Watch(job, pid, start)
         self._watches[job.id] = watch
-        walltime = effective_resources(job, self.destination).walltime_s
+        walltime = effective_resources(job.spec.resources, self.destination).walltime_s
         if walltime:
             elapsed = time.time() - job.started_at.timestamp() if job.started_at else 0.0
             watch.timer = asyncio.get_running_loop().call_later(
