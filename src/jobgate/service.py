@@ -40,8 +40,9 @@ class JobService:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._active: dict[str, tuple[float, int]] = {}  # destination -> (expiry, count)
         # Concurrent API requests share transactions and queries (see store.batching).
-        self._inserts = Batcher(store.insert_jobs, "jobgate-insert")
-        self._reads = Batcher(store.get_many, "jobgate-read")
+        threaded = not store.is_sqlite  # network round trips: wait for them off the loop
+        self._inserts = Batcher(store.insert_jobs, "jobgate-insert", threaded)
+        self._reads = Batcher(store.get_many, "jobgate-read", threaded)
 
     # -- submit ---------------------------------------------------------------------------
 
