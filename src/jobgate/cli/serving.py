@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
 from typing import Any
 
+from jobgate.errors import SpecError
 from jobgate.sdk import AsyncGateway
 
 log = logging.getLogger("jobgate.serve")
+GRACE_S = 5  # on SIGTERM, open requests (event and log streams) get this long to end
 
 
 def serve_forever(options: dict[str, Any], host: str, port: int, api: bool) -> None:
@@ -21,9 +24,12 @@ def serve_forever(options: dict[str, Any], host: str, port: int, api: bool) -> N
 
 
 async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> None:
+    # Listening before "running" is logged: a client that reads the log connects at once
+    # (the backlog holds connections until uvicorn accepts them); --port 0 picks a free one.
+    sock = _listen(host, port) if api else None
     async with AsyncGateway(**options, supervise=True) as gw:
         cfg = gw.config
-        where = f" api=http://{host}:{port}/api/v1" if api else ""
+        where = f" api=http://{host}:{sock.getsockname()[1]}/api/v1" if sock else ""
         log.info(
             "gateway %s running: home=%s store=%s destinations=%s%s",
             gw.supervisor.gateway_id if gw.supervisor else "-",
@@ -32,7 +38,7 @@ async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> No
             ", ".join(cfg.destinations),
             where,
         )
-        if api:
+        if sock is not None:
             import uvicorn
 
             from jobgate.api import create_app
@@ -40,12 +46,11 @@ async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> No
             server = uvicorn.Server(
                 uvicorn.Config(
                     create_app(gw),
-                    host=host,
-                    port=port,
                     loop="none",
                     lifespan="off",
                     log_level="warning",
                     access_log=False,
+                    timeout_graceful_shutdown=GRACE_S,  # open event/log streams end then
                 )
             )
             # Startup's objects (~120k: modules, models, routes) are never garbage: keep the
@@ -53,10 +58,19 @@ async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> No
             # under load, the API's whole p99).
             gc.collect()
             gc.freeze()
-            await server.serve()  # returns on SIGINT/SIGTERM
+            await server.serve(sockets=[sock])  # returns on SIGINT/SIGTERM
         else:
             await _until_signalled()
         log.info("stopping; running jobs keep running and are re-attached on the next start")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = str(exc.strerror).split(" (while", 1)[0]  # create_server appends the address
+        raise SpecError("port", f"cannot listen on {host}:{port}: {reason}") from None
 
 
 async def _until_signalled() -> None:
