@@ -30,7 +30,7 @@ services-down:
 	scripts/services-down.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy
 
 test: $(STAMP) services lint

@@ -37,6 +37,7 @@ ROUTES: dict[str, Route] = {
     "GET /api/v1/healthz": Route("public", 200),
     "GET /api/v1/metrics": Route("public", 200),
     "GET /api/v1/destinations": Route("user", 200),
+    "GET /api/v1/me": Route("user", 200),
     "POST /api/v1/tokens": Route("admin", 201, lambda s, u: {"user": "carol"}),
     "GET /api/v1/jobs": Route("user", 200),
     "POST /api/v1/jobs": Route("user", 201, lambda s, u: {"script": "true"}),

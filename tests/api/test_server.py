@@ -497,6 +497,17 @@ def test_files_download_and_no_path_leaves_the_run_dir(server: Server) -> None:
 # -- system routes --------------------------------------------------------------------------
 
 
+def test_me_shows_each_user_their_own_callback_secret(server: Server) -> None:
+    seen = {}
+    for user in ("alice", "bob", "admin"):
+        me = server.client(user).get("/me").json()
+        assert (me["user"], me["admin"]) == (user, user == "admin")
+        assert len(me["callback_secret"]) >= 32
+        assert server.client(user).get("/me").json() == me  # stable, not made per call
+        seen[user] = me["callback_secret"]
+    assert len(set(seen.values())) == 3
+
+
 def test_healthz_destinations_and_metrics(server: Server, gates: Callable[[], Gate]) -> None:
     assert httpx.get(f"{server.api}/healthz").json() == {"status": "ok"}  # no token needed
     dests = {d["name"]: d for d in server.client("bob").get("/destinations").json()}

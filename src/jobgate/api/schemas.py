@@ -80,6 +80,14 @@ class TokenOut(BaseModel):
     token: str = Field(description="Shown once; only its hash is stored")
 
 
+class MeOut(BaseModel):
+    user: str
+    admin: bool
+    callback_secret: str = Field(
+        description="Key of the HMAC-SHA256 X-Jobgate-Signature on your jobs' callbacks"
+    )
+
+
 class DestinationOut(BaseModel):
     name: str
     scheduler: str

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from jobgate.api.deps import AdminUser, Ctx, CurrentUser
-from jobgate.api.schemas import DestinationOut, TokenIn, TokenOut
+from jobgate.api.schemas import DestinationOut, MeOut, TokenIn, TokenOut
 
 router = APIRouter()
 
@@ -31,3 +31,9 @@ async def destinations(ctx: Ctx, _: CurrentUser) -> list[DestinationOut]:
 async def create_token(body: TokenIn, ctx: Ctx, _: AdminUser) -> TokenOut:
     token = ctx.accounts.create_token(body.user, admin=body.admin, label=body.label)
     return TokenOut(user=body.user, admin=ctx.accounts.user(body.user).admin, token=token)
+
+
+@router.get("/me", response_model=MeOut, tags=["tokens"])
+async def me(user: CurrentUser) -> MeOut:
+    """The token's user, with the secret that signs the callbacks of their jobs."""
+    return MeOut(user=user.name, admin=user.admin, callback_secret=user.callback_secret)
