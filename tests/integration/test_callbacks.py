@@ -35,6 +35,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
 
     @property
     def json(self) -> dict[str, Any]:
@@ -54,12 +55,14 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                got = Received(self.path, dict(self.headers), body)
+                got = Received(self.path, dict(self.headers), body, self.command)
                 with receiver._lock:
                     fail = len(receiver.refused) < fail_first
                     (receiver.refused if fail else receiver.requests).append(got)
                 self.send_response(503 if fail else 204)
                 self.end_headers()
+
+            do_PUT = do_POST  # joblauncher's receivers take PUTs
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -259,3 +262,29 @@ def test_private_address_not_in_allowlist_is_never_called(
     assert receiver.requests == receiver.refused == []
     assert gw._core.callbacks is not None
     assert gw._core.callbacks.outcomes == {"refused": refused}
+
+
+def test_joblauncher_jobs_get_its_status_put_once_per_change_with_basic_auth(
+    open_cb_gateway: Callable[..., Gateway], receivers: Callable[..., Receiver]
+) -> None:
+    """Jobs from the joblauncher drop-in API (label compat=joblauncher) are called back
+    as joblauncher does: a PUT of its JobStatusResponse when its state changes, with
+    basic auth from the URL's user info."""
+    receiver = receivers()
+    gw = open_cb_gateway()
+    url = f"http://hook:s3cret@127.0.0.1:{receiver.port}/status/1"
+    job = gw.submit(script="exit 0", callback_url=url, labels={"compat": "joblauncher"})
+    assert job.wait(WAIT) == JobState.COMPLETED
+    rows = wait_rows(gw, job.id, lambda rows: all(r["state"] != "pending" for r in rows))
+    got = receiver.requests
+    assert {(r.method, r.path) for r in got} == {("PUT", "/status/1")}
+    assert {r.headers["Authorization"] for r in got} == {"Basic aG9vazpzM2NyZXQ="}
+    states = [r.json["state"] for r in got]
+    # One call per change of joblauncher's state: its PENDING covers QUEUED and STAGING_IN.
+    assert states == [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s]
+    assert states[0] == "PENDING" and states[-1] == "DONE" and len(got) < len(rows)
+    assert (got[-1].json["exitCode"], got[-1].json["done"]) == (0, True)
+    assert all(not r.json["done"] and r.json["exitCode"] is None for r in got[:-1])
+    skipped = [r for r in rows if r["state"] == "skipped"]
+    assert len(skipped) == len(rows) - len(got) and all(r["attempts"] == 0 for r in skipped)
+    assert [r["state"] for r in rows].count("delivered") == len(got)

@@ -23,17 +23,21 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from jobgate.config import CallbackSettings, Config
 from jobgate.errors import NotFoundError
 from jobgate.spec import JobEvent, JobRecord
+from jobgate.states import JobState
 from jobgate.store import Store
 from jobgate.store.accounts import Accounts
 from jobgate.store.outbox import Claim, Outbox
 
 log = logging.getLogger(__name__)
+# Jobs from a drop-in API carry compat=<its name>: their receivers expect its format.
+COMPAT_LABEL = "compat"
 POLL_S = 0.5  # how often the outbox is looked at when nothing woke us
 LEASE_SLACK_S = 30.0  # a claim outlives its attempt by this much (DNS, store writes)
 STOP_GRACE_S = 5.0  # on close, attempts under way get this long to finish
@@ -153,6 +157,7 @@ class _Result:
     error: str | None = None
     final: bool = False  # never to be retried
     sent: bool = True  # False: nothing left this process (not counted as an attempt)
+    skip: str | None = None  # why nothing is to be sent (the receiver would learn nothing)
 
     @property
     def ok(self) -> bool:
@@ -278,7 +283,13 @@ class CallbackDispatcher:
             return _Result(error=str(exc), final=True, sent=False)
         except Unreachable as exc:
             return _Result(error=str(exc))
-        body = _body(claim, self.outbox.sequence(claim), job, event)
+        method, body = "POST", _body(claim, self.outbox.sequence(claim), job, event)
+        if job.labels.get(COMPAT_LABEL) == "joblauncher":
+            method, status = "PUT", _joblauncher_status(job, event.type)
+            before = self.outbox.previous_state(claim)
+            if before is not None and _joblauncher_status(job, before)["state"] == status["state"]:
+                return _Result(skip=f"not sent: joblauncher state {status['state']} again")
+            body = json.dumps(status, separators=(",", ":")).encode()
         stamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
@@ -287,17 +298,23 @@ class CallbackDispatcher:
             "X-Jobgate-Timestamp": str(stamp),
             "X-Jobgate-Signature": sign(self._secret(job.owner), stamp, body),
         }
-        return await self._post(url, addresses, headers, body)
+        return await self._send(method, url, addresses, headers, body)
 
-    async def _post(
-        self, url: httpx.URL, addresses: list[str], headers: dict[str, str], body: bytes
+    async def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        addresses: list[str],
+        headers: dict[str, str],
+        body: bytes,
     ) -> _Result:
         assert self._client is not None
         error = "no address"
         for address in addresses:  # e.g. ::1 then 127.0.0.1 for "localhost"
             try:
+                # Credentials in the URL (https://user:pw@host/) go as basic auth.
                 async with self._client.stream(
-                    "POST",
+                    method,
                     url.copy_with(host=address),
                     content=body,
                     headers=headers,
@@ -334,7 +351,10 @@ class CallbackDispatcher:
 
     def _record(self, claim: Claim, result: _Result) -> str | None:
         now = time.time()
-        if result.ok:
+        if result.skip is not None:
+            took = self.outbox.skipped(claim, now, result.skip)
+            outcome = "skipped"
+        elif result.ok:
             assert result.status is not None
             took = self.outbox.delivered(claim, result.status, now)
             outcome = "delivered"
@@ -353,7 +373,7 @@ class CallbackDispatcher:
         if not took:  # our lease ran out and another gateway took the row over
             log.warning("callback %s was claimed again before its result was stored", claim.id)
             return None
-        if outcome != "delivered":
+        if outcome not in ("delivered", "skipped"):
             log.info("callback %s for job %s: %s", claim.id, claim.job_id, result.error)
         return outcome
 
@@ -370,3 +390,12 @@ def _body(claim: Claim, sequence: int, job: JobRecord, event: JobEvent) -> bytes
         "event": EventOut.of(event).model_dump(mode="json"),
     }
     return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _joblauncher_status(job: JobRecord, state: str) -> dict[str, Any]:
+    """joblauncher's JobStatusResponse as of a change to `state`: the body its clients
+    expect PUT to their status_callback_url (exit code and reason once final)."""
+    from jobgate.api.compat.joblauncher import status_of  # see _body
+
+    at = JobState(state)
+    return status_of(job if at.final else job.model_copy(update={"state": at, "exit_code": None}))

@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, select, update
 
 from jobgate.spec import JobEvent, ts
+from jobgate.states import JobState
 from jobgate.store.store import Store
 from jobgate.store.tables import callbacks, job_events
 
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+PENDING, DELIVERED, FAILED, SKIPPED = "pending", "delivered", "failed", "skipped"
 
 
 @dataclass(frozen=True)
@@ -112,11 +113,32 @@ class Outbox:
             data=json.loads(r.data),
         )
 
+    def previous_state(self, claim: Claim) -> str | None:
+        """The job's state before the change this row announces (None: it is the first)."""
+        with self.store._read() as conn:
+            row = conn.execute(
+                select(job_events.c.type)
+                .where(
+                    job_events.c.job_id == claim.job_id,
+                    job_events.c.seq < claim.event_seq,
+                    job_events.c.type.in_([s.value for s in JobState]),
+                )
+                .order_by(job_events.c.seq.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else str(row[0])
+
     # -- results (each only if the claim still holds) -----------------------------------------
 
     def delivered(self, claim: Claim, status: int, now: float) -> bool:
         return self._finish(
             claim, state=DELIVERED, delivered_at=now, last_status=status, last_error=None
+        )
+
+    def skipped(self, claim: Claim, now: float, why: str) -> bool:
+        """Not to be sent (its receiver would see nothing new): the job's next row is due."""
+        return self._finish(
+            claim, state=SKIPPED, next_attempt_at=now, attempts=claim.attempts - 1, last_error=why
         )
 
     def retry(

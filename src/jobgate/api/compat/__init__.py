@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-COMPAT_LABEL = "compat"
+from jobgate.engine.callbacks import COMPAT_LABEL
+
+__all__ = ["COMPAT_LABEL", "js_time"]
 
 
 def js_time(value: datetime) -> str:
