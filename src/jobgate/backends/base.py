@@ -161,6 +161,7 @@ def script_text(job: JobRecord) -> str | None:
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("jobgate.backends", "templates"),
+        auto_reload=False,  # package data: no stat of the source on every render
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
