@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 # Jobs from a drop-in API carry compat=<its name>: their receivers expect its format.
 COMPAT_LABEL = "compat"
 POLL_S = 0.5  # how often the outbox is looked at when nothing woke us
+# Every commit wakes us, jobs with callbacks or not: look once per burst, not per commit
+# (a query per wake was 5% of a 1,000-job local run without any callback).
+COALESCE_S = 0.02
 LEASE_SLACK_S = 30.0  # a claim outlives its attempt by this much (DNS, store writes)
 STOP_GRACE_S = 5.0  # on close, attempts under way get this long to finish
 SIGNATURE_TOLERANCE_S = 300  # what docs/callbacks.md tells receivers to accept
@@ -231,6 +234,7 @@ class CallbackDispatcher:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL_S):
                     await self._wake.wait()
+                await asyncio.sleep(COALESCE_S)
 
     def _claim_some(self) -> None:
         free = self.settings.concurrency - len(self._inflight)
