@@ -55,8 +55,10 @@ class JobService:
         """Submit; with an idempotency key seen before, the earlier job and False. Jobs
         submitted together (concurrent API requests) are committed together."""
         record, created = self._new(spec, owner)
-        if not created or record.spec.idempotency_key:
-            return self._insert(record) if created else (record, False)
+        if not created:
+            return record, False
+        if record.spec.idempotency_key:  # a racing twin may win: _insert settles who did
+            return self._insert(record)
         await self._inserts((record, _queued_message(record)))
         self._inserted()
         return record, True

@@ -153,15 +153,19 @@ _OUTBOX = (
 )
 
 
-def add_events(
-    conn: Connection, events: Sequence[tuple[str, str, str, dict[str, Any]]], now: float
-) -> None:
-    """Insert event rows; state changes of jobs with a callback URL get outbox rows too."""
-    rows = [
+Events = Sequence[tuple[str, str, str, dict[str, Any]]]  # (job id, type, message, data)
+
+
+def _event_rows(events: Events, now: float) -> list[dict[str, Any]]:
+    return [
         {"job_id": j, "time": now, "type": t, "message": m, "data": dumps(d)}
         for j, t, m, d in events
     ]
-    insert_rows(conn, "job_events", rows)
+
+
+def add_events(conn: Connection, events: Events, now: float) -> None:
+    """Insert event rows; state changes of jobs with a callback URL get outbox rows too."""
+    insert_rows(conn, "job_events", _event_rows(events, now))
     changed = sorted({j for j, t, _, _ in events if t in STATE_NAMES})
     if changed:
         where, params = _in_ids(conn, "j.id", changed)
@@ -172,7 +176,7 @@ def insert_jobs(
     conn: Connection,
     rows: list[dict[str, Any]],
     labels: list[tuple[str, str, str]],
-    events: Sequence[tuple[str, str, str, dict[str, Any]]],
+    events: Events,
     now: float,
 ) -> None:
     """New jobs, their labels and first events (and outbox rows). On PostgreSQL as one
@@ -183,10 +187,7 @@ def insert_jobs(
         insert_rows(conn, "job_labels", label_rows)
         add_events(conn, events, now)
         return
-    event_rows = [
-        {"job_id": j, "time": now, "type": t, "message": m, "data": dumps(d)}
-        for j, t, m, d in events
-    ]
+    event_rows = _event_rows(events, now)
     params: dict[str, Any] = {"now": now, **_arrays(rows, "j_"), **_arrays(event_rows, "e_")}
     if label_rows:
         params |= _arrays(label_rows, "l_")

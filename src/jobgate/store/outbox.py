@@ -10,15 +10,14 @@ No extra columns, so databases created by the first schema need no migration.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, select, update
 
-from jobgate.spec import JobEvent, ts
+from jobgate.spec import JobEvent
 from jobgate.states import JobState
-from jobgate.store.store import Store
+from jobgate.store.store import Store, event_of
 from jobgate.store.tables import callbacks, job_events
 
 PENDING, DELIVERED, FAILED, SKIPPED = "pending", "delivered", "failed", "skipped"
@@ -102,16 +101,7 @@ class Outbox:
     def event(self, seq: int) -> JobEvent | None:
         with self.store._read() as conn:
             r = conn.execute(select(job_events).where(job_events.c.seq == seq)).first()
-        if r is None:
-            return None
-        return JobEvent(
-            seq=r.seq,
-            job_id=r.job_id,
-            time=ts(r.time),
-            type=r.type,
-            message=r.message,
-            data=json.loads(r.data),
-        )
+        return None if r is None else event_of(r)
 
     def previous_state(self, claim: Claim) -> str | None:
         """The job's state before the change this row announces (None: it is the first)."""

@@ -345,17 +345,7 @@ class Store:
                 .where(job_events.c.job_id == job_id, job_events.c.seq > after)
                 .order_by(job_events.c.seq)
             ).all()
-        return [
-            JobEvent(
-                seq=r.seq,
-                job_id=r.job_id,
-                time=ts(r.time),
-                type=r.type,
-                message=r.message,
-                data=json.loads(r.data),
-            )
-            for r in rows
-        ]
+        return [event_of(r) for r in rows]
 
     # -- gateways (which supervisors are alive) -----------------------------------------
 
@@ -380,6 +370,18 @@ class Store:
     def gateways(self) -> builtins.list[Row[Any]]:
         with self._read() as conn:
             return list(conn.execute(select(gateways)).all())
+
+
+def event_of(row: Row[Any]) -> JobEvent:
+    """A job_events row as a JobEvent."""
+    return JobEvent(
+        seq=row.seq,
+        job_id=row.job_id,
+        time=ts(row.time),
+        type=row.type,
+        message=row.message,
+        data=json.loads(row.data),
+    )
 
 
 def _record(row: Row[Any], state: JobState | None = None) -> JobRecord:
