@@ -165,10 +165,7 @@ def jobgate(tmp: Path, database_url: str) -> Iterator[Server]:
             check=True,
         ).stdout.strip()
         srv.headers = {"Authorization": f"Bearer {token}"}
-        # serve logs " running: " just before uvicorn binds: connection retries close the gap.
-        with httpx.Client(
-            transport=httpx.HTTPTransport(retries=8), headers=srv.headers, timeout=60
-        ) as c:
+        with httpx.Client(headers=srv.headers, timeout=60) as c:  # it listens by " running: "
             c.get(f"{srv.url}/api/v1/healthz").raise_for_status()
             res = c.post(
                 f"{srv.url}/api/v1/jobs",

@@ -5,10 +5,13 @@ on a laptop without them they skip with the reason, but with JOBGATE_REQUIRE_SER
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -130,30 +133,79 @@ def open_gateway(home: Path, database_url: str) -> Iterator[Callable[..., Gatewa
 JOBGATE = str(Path(sys.executable).with_name("jobgate"))
 
 
-def start_serve(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    """Start `jobgate serve` and return once it logs that it is running (no sleeps)."""
-    proc = subprocess.Popen([JOBGATE, "serve", *args], env=env, stderr=subprocess.PIPE, text=True)
+class ServeProcess(subprocess.Popen[str]):
+    """A `jobgate serve`: its stderr, read on (a full pipe would block the server) into
+    `log`, and its API's base URL from the log ("" with --no-api)."""
+
+    log: list[str]
+    url: str
+    drain: threading.Thread
+
+    def stop(self) -> None:
+        """SIGTERM, and fail if it does not stop within 30 s."""
+        if self.poll() is None:
+            self.terminate()
+            try:
+                self.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.wait()
+                raise AssertionError("jobgate serve did not stop within 30 s of SIGTERM") from None
+        self.drain.join(30)
+
+    def problems(self) -> list[str]:
+        return [line for line in self.log if "Traceback" in line or " ERROR " in line]
+
+
+def start_serve(env: dict[str, str], *args: str) -> ServeProcess:
+    """Start `jobgate serve` and return once it logs that it is running: it listens by
+    then (no sleeps, no retries). `--port 0` picks a free port: see `.url`."""
+    proc = ServeProcess([JOBGATE, "serve", *args], env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
+    proc.log = []
     for line in proc.stderr:
+        proc.log.append(line)
         if " running: " in line:
-            return proc
-    raise AssertionError(f"jobgate serve exited with {proc.wait()} before it was running")
+            break
+    else:
+        raise AssertionError(f"jobgate serve exited with {proc.wait()}:\n{''.join(proc.log)}")
+    api = re.search(r" api=(http://\S+)/api/v1", line)
+    proc.url = api.group(1) if api else ""
+    proc.drain = threading.Thread(target=lambda: proc.log.extend(proc.stderr or ()), daemon=True)
+    proc.drain.start()
+    return proc
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+def serve() -> Iterator[Callable[..., ServeProcess]]:
     """serve(env, *args) -> a running `jobgate serve`; whatever is left is stopped after."""
-    procs: list[subprocess.Popen[str]] = []
+    procs: list[ServeProcess] = []
 
-    def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    def _start(env: dict[str, str], *args: str) -> ServeProcess:
         procs.append(start_serve(env, *args))
         return procs[-1]
 
     yield _start
     for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(30)
+        proc.stop()
+
+
+def free_port() -> int:
+    """A port nothing listens on now (for a receiver started later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def slurm_answers() -> bool:
+    if not which("sinfo"):
+        return False
+    try:
+        done = subprocess.run(["sinfo", "-h"], check=False, capture_output=True, timeout=20)
+        return done.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def peak_overlap(spans: Path) -> int:

@@ -9,13 +9,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import JOBGATE, need
+from conftest import JOBGATE, ServeProcess, free_port, need
 from jobgate import Client, JobState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,13 +27,6 @@ def block(after: str, lang: str) -> str:
     text = README.read_text()
     start = text.index(f"```{lang}\n", text.index(after)) + len(lang) + 4
     return text[start : text.index("```", start)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Output:
@@ -61,22 +53,20 @@ class Output:
         return next(line for line in self.lines if re.search(pattern, line))
 
 
-def test_the_readme_service_walkthrough(
-    tmp_path: Path, serve: Callable[..., subprocess.Popen[str]]
-) -> None:
+def test_the_readme_service_walkthrough(tmp_path: Path, serve: Callable[..., ServeProcess]) -> None:
     need(shutil.which("curl") is not None, "curl is not installed")
     need((ROOT / ".venv/bin/jobgate").exists(), "the README's .venv (make run) is not set up")
-    api_port, hook_port = free_port(), free_port()
+    hook_port = free_port()
     (tmp_path / "jobgate.toml").write_text(block("### The service", "toml"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
     env |= {
         "JOBGATE_HOME": str(tmp_path / "home"),
         "JOBGATE_CONFIG": str(tmp_path / "jobgate.toml"),
     }
-    serve(env, "--port", str(api_port))
+    api_port = serve(env, "--port", "0").url.rsplit(":", 1)[1]
 
     script = block("<!-- readme-walkthrough -->", "sh")
-    script = script.replace("8765", str(api_port)).replace("9000", str(hook_port))
+    script = script.replace("8765", api_port).replace("9000", str(hook_port))
     # Its own session: the receiver it leaves in the background is killed with it, after.
     errors = tmp_path / "stderr"  # a file: the background receiver keeps a pipe open
     with errors.open("w") as stderr:

@@ -12,10 +12,7 @@ import contextlib
 import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,9 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import fresh_pg_database, pg_url
+from conftest import JOBGATE, fresh_pg_database, kill_jobs_under, pg_url, start_serve
 
-JOBGATE = str(Path(sys.executable).with_name("jobgate"))
 USERS = {"alice": False, "bob": False, "admin": True}  # name -> admin
 TIMEOUT = httpx.Timeout(60.0)  # a safety net against a hung server, never a pass condition
 
@@ -227,58 +223,33 @@ def gates(tmp_path: Path) -> Iterator[Callable[[], Gate]]:
 # -- starting and stopping the server -------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
-def running_server(tmp: Path, database_url: str, config: str = CONFIG) -> Iterator[Server]:
-    """`jobgate serve --port P` on this store; stopped, with every job it started, after."""
+def running_server(
+    tmp: Path, database_url: str, config: str = CONFIG, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`jobgate serve --port 0` on this store (and `env`), with tokens for USERS; stopped,
+    with every job it started, after: it must have logged no error and no token."""
     home = tmp / "home"
     config_path = tmp / "jobgate.toml"
     config_path.write_text(config)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")} | (env or {})
     env |= {
         "JOBGATE_HOME": str(home),
         "JOBGATE_DATABASE_URL": database_url,
         "JOBGATE_CONFIG": str(config_path),
     }
-    port = _free_port()
-    proc = subprocess.Popen(
-        [JOBGATE, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
-    )
-    srv = Server(f"http://127.0.0.1:{port}", {}, home, env)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        srv.log.append(line)
-        if " running: " in line:
-            break
-    else:
-        raise AssertionError(f"jobgate serve exited with {proc.wait()}:\n{''.join(srv.log)}")
-    # Keep reading its stderr: a full pipe would block the server mid-request.
-    drain = threading.Thread(target=lambda: srv.log.extend(proc.stderr or ()), daemon=True)
-    drain.start()
+    proc = start_serve(env, "--port", "0")
+    srv = Server(proc.url, {}, home, env, proc.log)
     try:
         srv.tokens = create_tokens(env)
-        _until_listening(srv)
         yield srv
     finally:
         srv.close()
-        proc.terminate()
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise AssertionError("jobgate serve did not stop within 30 s of SIGTERM") from None
+            proc.stop()
         finally:
-            drain.join(30)
-            kill_jobs(home)
-    problems = [line for line in srv.log if "Traceback" in line or " ERROR " in line]
-    assert not problems, "the server logged errors:\n" + "".join(srv.log)
+            kill_jobs_under(home)
+    assert not proc.problems(), "the server logged errors:\n" + "".join(srv.log)
     leaked = [user for user, token in srv.tokens.items() if any(token in x for x in srv.log)]
     assert not leaked, f"tokens of {leaked} appear in the server's log"
 
@@ -302,24 +273,6 @@ def create_tokens(env: dict[str, str]) -> dict[str, str]:
         assert p.returncode == 0, err
         tokens[user] = out.strip()
     return tokens
-
-
-def _until_listening(srv: Server) -> None:
-    """`serve` logs " running: " just before uvicorn binds its port; the token commands
-    above almost always outlast that gap. Connection retries close it when they do not."""
-    with httpx.Client(transport=httpx.HTTPTransport(retries=8), timeout=TIMEOUT) as c:
-        assert c.get(srv.api + "/healthz").json() == {"status": "ok"}
-
-
-def kill_jobs(home: Path) -> None:
-    """Jobs outlive the server (by design): kill what the tests left running, by the pid
-    each job's wrapper wrote, and only if that pid is still that job's wrapper."""
-    for pidfile in (home / "runs").glob("*/jobgate.pid"):
-        with contextlib.suppress(ValueError, OSError):
-            pid = int(pidfile.read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if str(pidfile.parent / "jobgate.sh").encode() in cmdline:
-                os.killpg(pid, signal.SIGKILL)
 
 
 def dumps(value: Any) -> str:

@@ -116,9 +116,9 @@ def test_concurrent_submissions_are_each_stored_once_with_their_event(server: Se
     alice = server.client("alice")
     listed = alice.get("/jobs", params={"label": f"batch={label}", "limit": 100}).json()["items"]
     assert sorted(j["name"] for j in listed) == sorted(f"c{i}" for i in range(24))
-    for job_id in ids:
-        events = alice.get(f"/jobs/{job_id}/events").json()
-        assert events[0]["type"] == "QUEUED" and events[0]["seq"] >= 1
+    for job_id in ids:  # each with its own first event, once
+        types = [e["type"] for e in alice.get(f"/jobs/{job_id}/events").json()]
+        assert types[0] == "QUEUED" and types.count("QUEUED") == 1
 
 
 def test_multipart_submit_stages_the_uploaded_files(server: Server) -> None:

@@ -5,7 +5,6 @@ when the receiver is down for a while or the gateway restarts in between."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import make_config
+from conftest import free_port, make_config
 from jobgate import Gateway, JobState
 from jobgate.config import CallbackSettings
 from jobgate.engine.callbacks import verify
@@ -106,14 +105,6 @@ def open_cb_gateway(home: Path, database_url: str) -> Iterator[Callable[..., Gat
     yield _open
     for gw in opened:
         gw.close()
-
-
-def free_port() -> int:
-    """A port with nothing listening on it (the receiver starts there later)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_rows(gw: Gateway, job_id: str, done: Callable[[Rows], bool]) -> Rows:

@@ -4,13 +4,10 @@ and a CyberGIS job-supervisor client's flow (secret token, submit, list, events,
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,13 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
+from api.conftest import running_server
 from conftest import make_config, which
 from jobgate.api.compat.joblauncher import JobSubmitRequest, jobdir_roots, status_of, to_spec
 from jobgate.errors import SpecError
 from jobgate.spec import JobRecord, JobSpec
 from jobgate.states import JobState
 
-JOBGATE = str(Path(sys.executable).with_name("jobgate"))
 README_FLOW = Path(__file__).parent.parent / "data" / "compat" / "joblauncher_readme.sh"
 TIMEOUT = httpx.Timeout(60.0)  # a safety net against a hung server, never a pass condition
 JL = "/compat/joblauncher"
@@ -53,72 +50,12 @@ class Server:
 
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
-    """`jobgate serve --port P` on this store, with tokens for alice and bob."""
-    home, config = tmp_path / "home", tmp_path / "jobgate.toml"
-    config.write_text("[destinations.local]\ncapacity = 8\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
-    env |= {
-        "JOBGATE_HOME": str(home),
-        "JOBGATE_DATABASE_URL": database_url,
-        "JOBGATE_CONFIG": str(config),
-        "JOBGATE_COMPAT_JOBDIRS": str(tmp_path / "jobdirs" / "{user}"),
-    }
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [JOBGATE, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
-    )
-    srv = Server(f"http://127.0.0.1:{port}", {}, tmp_path / "jobdirs")
-    assert proc.stderr is not None
-    for line in proc.stderr:  # ready when it says so: no sleeping
-        srv.log.append(line)
-        if " running: " in line:
-            break
-    else:
-        raise AssertionError(f"jobgate serve exited with {proc.wait()}:\n{''.join(srv.log)}")
-    drain = threading.Thread(target=lambda: srv.log.extend(proc.stderr or ()), daemon=True)
-    drain.start()
-    try:
-        makers = {  # side by side: each is a new Python process
-            user: subprocess.Popen(
-                [JOBGATE, "token", "create", "--user", user],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for user in ("alice", "bob")
-        }
-        for user, maker in makers.items():
-            out, err = maker.communicate(timeout=60)
-            assert maker.returncode == 0, err
-            srv.tokens[user] = out.strip()
-        # " running: " comes just before uvicorn binds its port: retry connecting only.
-        with httpx.Client(transport=httpx.HTTPTransport(retries=8), timeout=TIMEOUT) as c:
-            assert c.get(srv.url + "/api/v1/healthz").status_code == 200
-        yield srv
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        drain.join(30)
-        _kill_jobs(home)
-    errors = [line for line in srv.log if "Traceback" in line or " ERROR " in line]
-    assert not errors, "the server logged errors:\n" + "".join(srv.log)
-    assert not any(t in line for t in srv.tokens.values() for line in srv.log), "token logged"
-
-
-def _kill_jobs(home: Path) -> None:
-    """Jobs outlive the server by design: kill what a failed test left, by the pid each
-    job's wrapper wrote, if that pid is still the wrapper."""
-    for pidfile in (home / "runs").glob("*/jobgate.pid"):
-        with contextlib.suppress(ValueError, OSError):
-            pid = int(pidfile.read_text())
-            if (
-                str(pidfile.parent / "jobgate.sh").encode()
-                in Path(f"/proc/{pid}/cmdline").read_bytes()
-            ):
-                os.killpg(pid, signal.SIGKILL)
+    """`jobgate serve` on this store (api.conftest.running_server), with tokens for alice
+    and bob."""
+    jobdirs = {"JOBGATE_COMPAT_JOBDIRS": str(tmp_path / "jobdirs" / "{user}")}
+    config = "[destinations.local]\ncapacity = 8\n"
+    with running_server(tmp_path, database_url, config, jobdirs) as srv:
+        yield Server(srv.base_url, srv.tokens, tmp_path / "jobdirs", srv.log)
 
 
 def problem(res: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:

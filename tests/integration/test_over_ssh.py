@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_slurm import slurm_answers
 from test_ssh import open_remote, remote_dir, sshd
 
-from conftest import need, service_env
+from conftest import need, service_env, slurm_answers
 from jobgate import Gateway, JobState
 
 pytestmark = [pytest.mark.slurm, pytest.mark.ssh]

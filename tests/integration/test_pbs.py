@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_slurm import WAIT, slurm_answers, wait_for_file
+from test_slurm import WAIT, wait_for_file
 
-from conftest import make_config, need, service_env, which
+from conftest import make_config, need, service_env, slurm_answers, which
 from jobgate import Gateway, JobState
 
 pytestmark = pytest.mark.slurm

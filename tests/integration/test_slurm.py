@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from conftest import make_config, need, service_env, which
+from conftest import make_config, need, service_env, slurm_answers
 from jobgate import Gateway, JobState
 from jobgate.sdk import Job
 from jobgate.store.tables import jobs as jobs_table
@@ -23,16 +23,6 @@ pytestmark = pytest.mark.slurm
 OpenGateway = Callable[..., Gateway]
 WAIT = 60  # seconds: generous for a job that should end within a poll or two
 S = JobState
-
-
-def slurm_answers() -> bool:
-    if not which("sbatch"):
-        return False
-    try:
-        done = subprocess.run(["sinfo", "-h"], check=False, capture_output=True, timeout=20)
-        return done.returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
 
 
 def slurm_destination(**extra: Any) -> dict[str, Any]:

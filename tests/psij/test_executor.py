@@ -5,18 +5,16 @@ callbacks and their order, attach from a fresh executor, list."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psij
 import pytest
 
-from conftest import JOBGATE
+from conftest import JOBGATE, ServeProcess
 from jobgate.psij import JobgateExecutor, JobgateExecutorConfig, sources
 from jobgate.spec import JobRecord, JobSpec
 from jobgate.states import JobState
@@ -234,30 +232,17 @@ def test_a_status_never_goes_backwards(executor: MakeExecutor) -> None:
 # -- a remote gateway ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def remote(
-    tmp_path: Path, serve: Callable[..., subprocess.Popen[str]]
-) -> Iterator[tuple[str, str]]:
+def remote(tmp_path: Path, serve: Callable[..., ServeProcess]) -> Iterator[tuple[str, str]]:
     """(url, token) of a `jobgate serve` on a fresh store."""
     (tmp_path / "jobgate.toml").write_text("[destinations.local]\ncapacity = 8\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
     env |= {"JOBGATE_HOME": str(tmp_path / "srv"), "JOBGATE_CONFIG": str(tmp_path / "jobgate.toml")}
-    port = _free_port()
-    serve(env, "--port", str(port))
+    base = serve(env, "--port", "0").url
     token = subprocess.run(
         [JOBGATE, "token", "create", "--user", "psij"],
         env=env, check=True, capture_output=True, text=True,
     ).stdout.strip()  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    with httpx.Client(transport=httpx.HTTPTransport(retries=8)) as c:  # until it listens
-        assert c.get(f"{base}/api/v1/healthz").status_code == 200
     yield f"jobgate+{base}?destination=local", token
     sources.shutdown()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need, which
+from conftest import need, slurm_answers
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "psij-suite.sh"
 COUNTS = re.compile(r"^(\w+): passed=(\d+) skipped=(\d+) failed=(\d+) errors=(\d+)$", re.M)
@@ -34,16 +34,6 @@ def run_suite(name: str) -> tuple[int, int]:
     assert (failed, errors) == (0, 0), done.stderr[-20000:]
     assert done.returncode == 0, done.stderr[-5000:]
     return passed, skipped
-
-
-def slurm_answers() -> bool:
-    if not which("sinfo"):
-        return False
-    try:
-        done = subprocess.run(["sinfo", "-h"], check=False, capture_output=True, timeout=20)
-        return done.returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
 
 
 @pytest.mark.parametrize("name", ["local", "remote"])
