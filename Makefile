@@ -32,6 +32,7 @@ services-down:
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: $(STAMP) services lint
 	$(BIN)/pytest

@@ -71,7 +71,7 @@ def run_jobgate(n: int, poll_s: float, partition: str | None, tmp: Path) -> dict
         default_destination="slurm",
     )
     with Gateway(config) as gw:
-        backend = gw._core.supervisor.backends.get("slurm")  # type: ignore[union-attr]
+        backend = gw._core._runtime.supervisor.backends.get("slurm")  # type: ignore[union-attr]
         assert isinstance(backend, BatchBackend)
         window = _time_submits(backend)
         t0 = time.perf_counter()

@@ -13,8 +13,7 @@ from jobgate.errors import (
 from jobgate.sdk import AsyncGateway, Gateway, Job
 from jobgate.spec import FileStage, JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState
-
-__version__ = "0.1.0"
+from jobgate.version import __version__
 
 __all__ = [
     "AsyncGateway",
@@ -35,5 +34,6 @@ __all__ = [
     "Resources",
     "SpecError",
     "TransientError",
+    "__version__",
     "load_config",
 ]

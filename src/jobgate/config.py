@@ -13,12 +13,22 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jobgate.errors import ConfigError, SpecError
 from jobgate.spec import Resources, parse_walltime, spec_error
 
-SchedulerName = Literal["local", "slurm", "pbs", "ssh"]
+# local: detached processes on this host, watched through pidfds; process: detached
+# processes on the transport's host, watched by one status command per interval; slurm,
+# pbs: batch schedulers. "ssh" (older configs) is the process scheduler over SSH.
+SchedulerName = Literal["local", "process", "slurm", "pbs"]
 
 
 class Destination(BaseModel):
@@ -46,10 +56,44 @@ class Destination(BaseModel):
     cancel_grace_s: float = Field(default=5.0, ge=0)
     max_submits: int = Field(default=8, ge=1)  # submit commands (sbatch, qsub) at once
 
+    @model_validator(mode="before")
+    @classmethod
+    def _ssh_scheduler(cls, data: Any) -> Any:
+        """`scheduler = "ssh"`, from configs written before the process scheduler had its
+        name, means that scheduler over the SSH transport."""
+        if isinstance(data, dict) and data.get("scheduler") == "ssh":
+            data = {**data, "scheduler": "process", "transport": "ssh"}
+        return data
+
     @field_validator("max_walltime_s", mode="before")
     @classmethod
     def _walltime(cls, v: Any) -> Any:
         return None if v is None else parse_walltime(v)
+
+    @field_validator("remote_dir")
+    @classmethod
+    def _remote_dir(cls, v: str | None) -> str | None:
+        if v is not None and (not v or any(c in v for c in "\t\n\0")):
+            raise ValueError("must be a non-empty path without tabs, newlines or NUL")
+        return v
+
+    @model_validator(mode="after")
+    def _composable(self) -> Destination:
+        if self.scheduler == "local" and self.transport != "local":
+            raise ValueError(
+                "scheduler 'local' watches processes of this host: use scheduler = 'process' "
+                "to run jobs directly on an SSH host"
+            )
+        if self.transport == "ssh" and not self.host:
+            raise ValueError("an SSH destination needs a host")
+        return self
+
+    def effective(self, resources: Resources) -> Resources:
+        """A job's resources with this destination's defaults filled in."""
+        defaults = self.defaults.model_dump(exclude_unset=True)
+        if not defaults:
+            return resources
+        return Resources.model_validate(defaults | resources.model_dump(exclude_unset=True))
 
     def env_allowed(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.allowed_env)
@@ -148,8 +192,7 @@ def load_config(
         try:
             dests[name] = Destination.model_validate({**body, "name": name})
         except ValidationError as exc:
-            err = spec_error(exc)
-            raise ConfigError(f"destinations.{name}.{err.field}", err.message) from None
+            raise _config_error(f"destinations.{name}", exc) from None
     default = gateway.get("default_destination") or (
         "local" if "local" in dests else next(iter(dests))
     )
@@ -158,8 +201,7 @@ def load_config(
     try:
         callbacks = CallbackSettings.model_validate(raw.get("callbacks") or {})
     except ValidationError as exc:
-        err = spec_error(exc)
-        raise ConfigError(f"callbacks.{err.field}", err.message) from None
+        raise _config_error("callbacks", exc) from None
     return Config(
         home=home_path,
         database_url=url,
@@ -168,3 +210,9 @@ def load_config(
         path=file,
         callbacks=callbacks,
     )
+
+
+def _config_error(table: str, exc: ValidationError) -> ConfigError:
+    err = spec_error(exc)
+    field = table if err.field == "spec" else f"{table}.{err.field}"  # a whole-table check
+    return ConfigError(field, err.message)

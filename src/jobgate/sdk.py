@@ -15,18 +15,17 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from jobgate.config import Config, load_config
-from jobgate.engine.callbacks import CallbackDispatcher
-from jobgate.engine.supervisor import Supervisor, live_gateways
+from jobgate.runtime import Runtime
 from jobgate.service import JobService
 from jobgate.spec import JobEvent, JobRecord, JobSpec
 from jobgate.states import JobState
-from jobgate.store import Store
 
 T = TypeVar("T")
 
 
 class AsyncGateway:
-    """Store + service (+ supervisor, unless `supervise=False`) in this process."""
+    """A gateway in this process: store + service (+ supervisor, unless `supervise=False`),
+    built by the composition root (`jobgate.runtime`)."""
 
     def __init__(
         self,
@@ -39,38 +38,19 @@ class AsyncGateway:
     ) -> None:
         """`supervise=None`: run a supervisor only if no other one is alive (the CLI's way)."""
         self.config = config or load_config(config_path, home=home, database_url=database_url)
-        self.store = Store(self.config.database_url)
-        if supervise is None:
-            supervise = not live_gateways(self.store)
-        self.supervisor = Supervisor(self.config, self.store) if supervise else None
-        self.service = JobService(self.config, self.store, self.supervisor)
-        # Callbacks are sent by whichever processes supervise (several share the outbox).
-        self.callbacks = CallbackDispatcher(self.config, self.store) if supervise else None
-        if self.supervisor is not None:
-            self.supervisor._on_change = self._changed
-        self._started = False
+        self._runtime = Runtime(self.config, supervise)
+        self.service = self._runtime.service
 
-    def _changed(self, job_ids: builtins.list[str]) -> None:
-        """After each supervisor commit: wake waiters, and send the new callbacks now."""
-        self.service.notify(job_ids)
-        if self.callbacks is not None:
-            self.callbacks.notify(job_ids)
+    @property
+    def supervising(self) -> bool:
+        return self.service.supervising
 
     async def start(self) -> AsyncGateway:
-        if not self._started and self.supervisor is not None:
-            await self.supervisor.start()
-        if not self._started and self.callbacks is not None:
-            await self.callbacks.start()
-        self._started = True
+        await self._runtime.start()
         return self
 
     async def close(self) -> None:
-        if self.callbacks is not None and self._started:
-            await self.callbacks.close()
-        if self.supervisor is not None and self._started:
-            await self.supervisor.close()
-        self.service.close()
-        self.store.close()
+        await self._runtime.close()
 
     async def __aenter__(self) -> AsyncGateway:
         return await self.start()
@@ -105,6 +85,9 @@ class AsyncGateway:
 
     async def read_log(self, job_id: str, stream: str, offset: int = 0) -> bytes:
         return await self.service.read_log(job_id, stream, offset)
+
+    async def destinations(self) -> builtins.list[dict[str, Any]]:
+        return await self.service.system.destinations()
 
 
 class JobSource(Protocol):
@@ -208,12 +191,13 @@ class Gateway:
         return Job(self, self._call(self._core.get(job_id)))
 
     @property
-    def store(self) -> Store:
-        return self._core.store
+    def service(self) -> JobService:
+        """The service, for sync callers that need more than this facade (the CLI)."""
+        return self._core.service
 
     @property
     def supervising(self) -> bool:
-        return self._core.supervisor is not None
+        return self._core.supervising
 
     def list(
         self,
@@ -232,7 +216,7 @@ class Gateway:
 
     def destinations(self) -> builtins.list[dict[str, Any]]:
         """Each destination with its capacity and load."""
-        return self._core.service.destinations()
+        return self._call(self._core.destinations())
 
     def cancel(self, job_id: str) -> Job:
         return Job(self, self._cancel(job_id))

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jobgate.errors import SpecError
-from jobgate.states import JobState
+from jobgate.states import JobState, StopReason
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+:@-]+$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -295,10 +295,11 @@ class JobRecord(BaseModel):
     exit_code: int | None = None
     reason: str | None = None
     host: str | None = None
-    run_dir: str | None = None
+    run_dir: str | None = None  # absolute, as the destination sees it; None until known
     labels: dict[str, str] = Field(default_factory=dict)
     spec: JobSpec
-    stop_reason: str | None = None  # 'cancel' or 'timeout' once the gateway decided to stop it
+    resources: Resources | None = None  # effective: the spec's with the destination's defaults
+    stop_reason: StopReason | None = None  # once the gateway decided to stop the job
     backend_data: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     queued_at: datetime | None = None

@@ -62,6 +62,23 @@ for _final in FINAL_STATES:
     TRANSITIONS[_final] = frozenset()
 
 
+class StopReason(StrEnum):
+    """Why the gateway stopped a job (stored: a restarted gateway still knows a job it
+    killed was not a failure)."""
+
+    CANCEL = "cancel"
+    TIMEOUT = "timeout"
+
+    @property
+    def state(self) -> JobState:
+        """The end state of a job stopped for this reason (unless it completed first)."""
+        return JobState.CANCELLED if self is StopReason.CANCEL else JobState.TIMEOUT
+
+    @property
+    def reason(self) -> str:
+        return "cancelled on request" if self is StopReason.CANCEL else "walltime exceeded"
+
+
 def sources(target: JobState) -> frozenset[JobState]:
     """Every state from which `target` may be reached."""
     return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)

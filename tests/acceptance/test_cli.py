@@ -73,6 +73,7 @@ def test_submit_wait_json_show_events_logs(env: dict[str, str], tmp_path: Path) 
     assert jg(env, "logs", job["id"]).stdout == "hi world\n"
     shown = json.loads(jg(env, "show", "--json", job["id"]).stdout)
     assert shown["id"] == job["id"] and "backend_data" not in shown
+    assert shown["run_dir"] == f"{env['JOBGATE_HOME']}/runs/{job['id']}"  # stored at submit
     events = json.loads(jg(env, "events", "--json", job["id"]).stdout)
     assert [e["type"] for e in events][-1] == "COMPLETED"
     listed = json.loads(jg(env, "ls", "--json", "-l", "k=v").stdout)

@@ -37,7 +37,8 @@ def test_submit_gives_201_with_location_and_the_job_runs_to_its_end(server: Serv
     job = res.json()
     assert res.headers["location"] == f"/api/v1/jobs/{job['id']}"
     assert (job["owner"], job["state"], job["destination"]) == ("alice", "QUEUED", "local")
-    assert not {"run_dir", "backend_data", "stop_reason"} & set(job)  # internal fields
+    assert not {"backend_data", "stop_reason", "gateway_id"} & set(job)  # internal fields
+    assert job["run_dir"].endswith(f"/runs/{job['id']}")  # named at submit, stored once
     again = httpx.get(server.base_url + res.headers["location"], headers=server.auth("alice"))
     assert again.status_code == 200 and again.json()["id"] == job["id"]
 

@@ -18,9 +18,7 @@ import pytest
 from conftest import free_port, make_config
 from jobgate import Gateway, JobState
 from jobgate.config import CallbackSettings
-from jobgate.engine.callbacks import verify
-from jobgate.store.accounts import Accounts
-from jobgate.store.outbox import Outbox
+from jobgate.signatures import verify
 
 WAIT = 30.0  # seconds: a generous bound for anything that should happen at once
 # Loopback must be allowed for the receiver; quick retries keep the tests short.
@@ -111,7 +109,7 @@ def wait_rows(gw: Gateway, job_id: str, done: Callable[[Rows], bool]) -> Rows:
     """Poll the outbox (a bounded loop) until `done(rows)` holds."""
     deadline = time.monotonic() + WAIT
     while True:
-        rows = Outbox(gw.store).for_job(job_id)
+        rows = gw._call(gw.service.system.callbacks_of(job_id))
         if rows and done(rows):
             return rows
         assert time.monotonic() < deadline, f"outbox never got there: {rows}"
@@ -129,7 +127,7 @@ def state_changes(gw: Gateway, job_id: str) -> list[tuple[int, str]]:
 def check_received(gw: Gateway, job_id: str, receiver: Receiver) -> list[dict[str, Any]]:
     """Every state change of the job arrived exactly once, in order, validly signed."""
     changes = state_changes(gw, job_id)
-    secret = Accounts(gw.store).user(gw.get(job_id).record.owner).callback_secret
+    secret = gw._call(gw.service.accounts.user(gw.get(job_id).record.owner)).callback_secret
     got = [r for r in receiver.requests if r.json["job"]["id"] == job_id]
     bodies = [r.json for r in got]
     assert [(b["event"]["seq"], b["event"]["type"]) for b in bodies] == changes
@@ -158,7 +156,8 @@ def test_every_state_change_arrives_once_in_order_signed(
     types = [b["event"]["type"] for b in bodies]
     assert types[0] == "QUEUED" and types[-1] == "COMPLETED" and "RUNNING" in types
     assert bodies[-1]["job"]["state"] == "COMPLETED" and bodies[-1]["job"]["exit_code"] == 0
-    assert "run_dir" not in bodies[-1]["job"]  # the public view only
+    assert not {"backend_data", "stop_reason", "gateway_id"} & set(bodies[-1]["job"])  # public
+    assert bodies[-1]["job"]["run_dir"] == job.record.run_dir
     assert {r.path for r in receiver.requests} == {"/hook?x=1"}
     assert len(receiver.requests) == len(rows)
 
@@ -193,7 +192,8 @@ def test_gateway_restart_between_attempts(
     assert job.wait(WAIT) == JobState.COMPLETED
     wait_rows(gw, job.id, lambda rows: rows[0]["attempts"] >= 2)
     gw.close()
-    before = Outbox(gw.store).for_job(job.id)
+    with Gateway(gw.config, supervise=False) as reader:  # the store, with no gateway running
+        before = reader._call(reader.service.system.callbacks_of(job.id))
     assert {r["state"] for r in before} == {"pending"}  # nothing lost, nothing given up
     receiver = receivers(port=port)
     gw2 = open_cb_gateway()
@@ -229,8 +229,8 @@ def test_two_gateways_send_each_event_once(
     for job in jobs:
         check_received(first, job.id, receiver)
     assert len(receiver.requests) == total
-    counts = [gw._core.callbacks.outcomes for gw in (first, second) if gw._core.callbacks]
-    assert sum(c["delivered"] for c in counts) == total
+    counts = [gw.service.system.callback_outcomes() for gw in (first, second)]
+    assert sum(c.get("delivered", 0) for c in counts) == total
 
 
 def test_private_address_not_in_allowlist_is_never_called(
@@ -251,8 +251,7 @@ def test_private_address_not_in_allowlist_is_never_called(
             error = row["last_error"]
             assert "refused, not sent" in error and kind in error and "allowed_hosts" in error
     assert receiver.requests == receiver.refused == []
-    assert gw._core.callbacks is not None
-    assert gw._core.callbacks.outcomes == {"refused": refused}
+    assert gw.service.system.callback_outcomes() == {"refused": refused}
 
 
 def test_joblauncher_jobs_get_its_status_put_once_per_change_with_basic_auth(

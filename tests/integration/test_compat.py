@@ -179,7 +179,9 @@ def test_joblauncher_owner_list_and_refusals(server: Server) -> None:
 
 def test_joblauncher_needs_a_destination_sharing_files(tmp_path: Path) -> None:
     """jobdir is a path on the gateway's host: a job elsewhere could not run in it."""
-    config = make_config(tmp_path, "sqlite://", local={}, far={"scheduler": "ssh"})
+    config = make_config(
+        tmp_path, "sqlite://", local={}, far={"scheduler": "ssh", "host": "far.example"}
+    )
     (tmp_path / "jobdirs" / "alice").mkdir(parents=True)
     body = JobSubmitRequest(
         jobdir=str(tmp_path / "jobdirs" / "alice"), executable="/bin/true", launcher="far"

@@ -63,16 +63,19 @@ def _running(state: JobState) -> bool:
     return state == JobState.RUNNING
 
 
+def _scalar(client: Gateway, query: str, **params: str) -> object:
+    """A value straight from the store's database (what no door shows: which gateway)."""
+    engine = sa.create_engine(client.config.database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(query), params).scalar_one()
+    finally:
+        engine.dispose()
+
+
 def _owner(client: Gateway, job_id: str) -> str:
-    with client.store.engine.connect() as conn:
-        return str(
-            conn.execute(
-                sa.text("SELECT gateway_id FROM jobs WHERE id = :i"), {"i": job_id}
-            ).scalar()
-        )
+    return str(_scalar(client, "SELECT gateway_id FROM jobs WHERE id = :i", i=job_id))
 
 
 def _pid_of_gateway(client: Gateway, gateway_id: str) -> int:
-    with client.store.engine.connect() as conn:
-        query = sa.text("SELECT pid FROM gateways WHERE id = :g")
-        return int(conn.execute(query, {"g": gateway_id}).scalar_one())
+    return int(str(_scalar(client, "SELECT pid FROM gateways WHERE id = :g", g=gateway_id)))

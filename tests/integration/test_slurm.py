@@ -280,3 +280,21 @@ def test_slurm_controller_restart_while_jobs_run(
     gate.touch()
     assert [(j.wait(120), j.exit_code) for j in jobs] == [(S.COMPLETED, 0), (S.FAILED, 6)]
     assert all(e.type != "LOST" for j in jobs for e in j.events())
+
+
+def test_a_host_without_sbatch_fails_its_jobs_at_once_naming_the_command(
+    cluster: None, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a transient error: retried, it would fail the same way for ever."""
+    bare = tmp_path / "bin"  # this host's PATH, with nothing of Slurm's on it
+    bare.mkdir()
+    monkeypatch.setenv("PATH", str(bare))
+    config = make_config(home, f"sqlite:///{tmp_path / 'jobgate.db'}", slurm=slurm_destination())
+    with Gateway(config) as gw:
+        alone = gw.submit(script="true")
+        assert alone.wait(WAIT) == S.FAILED
+        burst = [gw.submit(script="true") for _ in range(5)]  # through one submit shell
+        assert {job.wait(WAIT) for job in burst} == {S.FAILED}
+        for job in [alone, *burst]:
+            assert "sbatch: command not found on" in (job.record.reason or "")
+            assert states(job) == ["QUEUED", "STAGING_IN", "FAILED"]  # never retried

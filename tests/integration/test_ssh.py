@@ -23,7 +23,7 @@ import pytest
 
 from conftest import fresh_pg_database, make_config, need, pg_url, service_env
 from jobgate import Gateway, JobState
-from jobgate.backends.ssh import SSHBackend, script_argv
+from jobgate.backends.process import ProcessBackend, script_argv
 from jobgate.config import Destination
 from jobgate.errors import FatalError, TransientError
 from jobgate.sdk import Job
@@ -130,11 +130,11 @@ def open_remote(
         gw.close()
 
 
-def backend_of(gw: Gateway) -> SSHBackend:
-    supervisor = gw._core.supervisor
+def backend_of(gw: Gateway) -> ProcessBackend:
+    supervisor = gw._core._runtime.supervisor
     assert supervisor is not None
     backend = supervisor.backends.get("remote")
-    assert isinstance(backend, SSHBackend)
+    assert isinstance(backend, ProcessBackend)
     return backend
 
 
@@ -173,6 +173,23 @@ def test_exit_codes_output_and_env(
     assert quoted.wait(WAIT) == JobState.COMPLETED
     assert quoted.stdout() == f"two words; $(touch pwned) '|{sshd['user']}"
     assert ok.record.host and int(ok.native_id or 0) > 0
+
+
+def test_run_dir_is_stored_absolute_and_files_are_read_where_logs_are(
+    open_remote: Callable[..., Gateway], remote_dir: str
+) -> None:
+    """remote_dir is relative (to the remote home): the run directory is named once, at
+    admission, and both the files and the logs of the job are read there, over SFTP."""
+    gw = open_remote()
+    job = gw.submit(script="mkdir -p sub && echo made > sub/made.txt && echo out")
+    assert job.wait(WAIT) == JobState.COMPLETED
+    run_dir = job.record.run_dir or ""
+    assert run_dir.startswith("/") and run_dir.endswith(f"/{remote_dir}/runs/{job.id}")
+    files = gw.service.files
+    listed = gw._call(files.list(job.record))
+    assert {"stdout", "jobgate.sh", "sub/made.txt"} <= set(listed)
+    stdout = gw._call(files.read(job.record, gw._call(files.check(job.record, "stdout"))))
+    assert stdout == job.read_log("stdout") == b"out\n"
 
 
 def test_input_and_output_files_over_sftp(
@@ -234,7 +251,7 @@ def test_many_jobs_share_one_connection_and_one_status_command(
     assert transport.connections_opened == 1
     # One command to find the remote home, one to start each job, and one per poll
     # interval for all of them: never a command per job per poll.
-    assert transport.commands_run == 1 + len(jobs) + backend.polls
+    assert transport.commands_run == 1 + len(jobs) + backend.poller.polls
 
 
 # -- a gateway restart ------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from jobgate.backends.slurm import SlurmScheduler
 from jobgate.config import Destination
 from jobgate.errors import SubmitError, TransientError
 from jobgate.spec import JobRecord, JobSpec
-from jobgate.states import JobState
+from jobgate.states import JobState, StopReason
 from jobgate.transports.base import CommandResult, Transport
 
 S = JobState
@@ -125,6 +125,15 @@ class World(Transport):
     async def exists(self, path: str) -> bool:
         return path in self.files
 
+    async def make_dirs(self, path: str) -> None:
+        self.files.setdefault(path + "/", b"")
+
+    async def is_file_inside(self, root: str, rel: str) -> bool:
+        return f"{root}/{rel}" in self.files
+
+    async def list_files(self, path: str) -> list[str]:
+        return sorted(p[len(path) + 1 :] for p in self.files if p.startswith(path + "/"))
+
     def status_calls(self) -> list[list[str]]:
         return [c for c in self.calls if c[0] == "squeue" and "-j" in c]
 
@@ -159,7 +168,7 @@ def make(base: str = "/runs", **dest: Any) -> tuple[BatchBackend, World, Sink, C
     world, sink, clock = World(), Sink(), Clock()
     destination = Destination(name="hpc", scheduler="slurm", poll_interval_s=BASE, **dest)
     backend = BatchBackend(destination, sink, base, world, SlurmScheduler(destination))
-    backend.clock = clock
+    backend.poller.clock = clock
     return backend, world, sink, clock
 
 
@@ -198,10 +207,10 @@ def test_one_status_command_per_poll_for_all_jobs_in_chunks_of_500() -> None:
         for i in range(1200):
             world.queue[str(i)] = ("PENDING", 0)
             await backend.attach(job(i, str(i)))
-        await backend.poll()
+        await backend.poller.poll()
         calls = world.status_calls()
         assert [len(c[c.index("-j") + 1].split(",")) for c in calls] == [500, 500, 200]
-        assert backend.max_status_per_poll == 3 and backend.commands["status"] == 3
+        assert backend.poller.max_rounds_per_poll == 3 and backend.commands["status"] == 3
 
     run(scenario())
 
@@ -212,15 +221,15 @@ def test_running_is_reported_once_and_final_states_are_never_polled_again() -> N
         world.queue |= {"1": ("RUNNING", 0), "2": ("RUNNING", 0)}
         await backend.attach(job(1, "1"))
         await backend.attach(job(2, "2"))
-        await backend.poll()
-        await backend.poll()
+        await backend.poller.poll()
+        await backend.poller.poll()
         assert [(i, o.state, o.host) for i, o in sink.reports] == [
             ("JOB00001", S.RUNNING, "node1"),
             ("JOB00002", S.RUNNING, "node1"),
         ]
         world.queue["1"] = ("COMPLETED", 0)
-        await backend.poll()
-        await backend.poll()
+        await backend.poller.poll()
+        await backend.poller.poll()
         assert sink.final("JOB00001").exit_code == 0
         assert world.status_calls()[-1][5:7] == ["-j", "2"]  # only the job still running
         await backend.attach(job(1, "1"))  # attached again (another supervisor's restart)
@@ -237,17 +246,17 @@ def test_a_failing_status_command_changes_no_job_and_backs_off() -> None:
         await backend.attach(job(1, "1"))
         world.down.add("squeue")
         with pytest.raises(TransientError):
-            await backend.poll()
+            await backend.poller.poll()
         intervals = []
         for _ in range(3):
-            await backend.poll_once()  # as the loop runs it: never raises
-            intervals.append(backend.interval())
+            await backend.poller.poll_once()  # as the loop runs it: never raises
+            intervals.append(backend.poller.interval())
         assert intervals == [BASE * 2, BASE * 4, BASE * 8]
         assert sink.reports == [] and backend.tracked() == 1
         assert sink.notes == [("JOB00001", "scheduler_unavailable")]  # once per outage
         world.down.clear()
-        await backend.poll_once()
-        assert backend.interval() == BASE
+        await backend.poller.poll_once()
+        assert backend.poller.interval() == BASE
         assert sink.notes[-1] == ("JOB00001", "scheduler_available")
         assert [o.state for _, o in sink.reports] == [S.RUNNING]
 
@@ -264,7 +273,7 @@ def test_a_controller_that_answers_with_an_error_is_transient_too() -> None:
 
         world.run = refuse  # type: ignore[method-assign]
         with pytest.raises(TransientError, match="Socket timed out"):
-            await backend.poll()
+            await backend.poller.poll()
         assert sink.reports == []
 
     run(scenario())
@@ -294,7 +303,7 @@ def test_a_job_that_left_the_queue_is_judged_by_sidecar_then_accounting(
             world.files["/runs/JOB00001/exitcode"] = sidecar
         if history is not None:
             world.history["5"] = history
-        await backend.poll()
+        await backend.poller.poll()
         outcome = sink.final("JOB00001")
         assert (outcome.state, outcome.exit_code, outcome.reason) == (state, code, reason)
         asked = [c[0] for c in world.calls]
@@ -307,12 +316,12 @@ def test_absence_is_never_success_only_lost_after_the_grace_period() -> None:
     async def scenario() -> None:
         backend, _, sink, clock = make()
         await backend.attach(job(1, "5"))
-        await backend.poll()
+        await backend.poller.poll()
         clock.now += backend.lost_grace_s - 1
-        await backend.poll()
+        await backend.poller.poll()
         assert sink.reports == []
         clock.now += 2
-        await backend.poll()
+        await backend.poller.poll()
         outcome = sink.final("JOB00001")
         assert outcome.state == S.LOST and "no exit code" in (outcome.reason or "")
 
@@ -325,11 +334,11 @@ def test_accounting_that_does_not_answer_is_waited_for() -> None:
         await backend.attach(job(1, "5"))
         world.files["/runs/JOB00001/exitcode"] = b"143\n"
         world.down.add("sacct")
-        await backend.poll()
+        await backend.poller.poll()
         assert sink.reports == []  # 143 alone could be a timeout or a cancel: ask again
         world.down.clear()
         world.history["5"] = ("CANCELLED", "0:15")
-        await backend.poll()
+        await backend.poller.poll()
         outcome = sink.final("JOB00001")
         assert (outcome.state, outcome.exit_code) == (S.CANCELLED, 143)
         assert outcome.reason and "outside jobgate" in outcome.reason
@@ -343,7 +352,7 @@ def test_an_unknown_native_state_keeps_the_job(caplog: pytest.LogCaptureFixture)
         world.queue["1"] = ("SOMETHING_NEW", 0)
         await backend.attach(job(1, "1"))
         for _ in range(3):
-            await backend.poll()
+            await backend.poller.poll()
             clock.now += backend.lost_grace_s
         assert sink.reports == [] and backend.tracked() == 1
 
@@ -357,11 +366,11 @@ def test_an_array_fails_if_any_task_fails_and_names_it() -> None:
         backend, world, sink, _ = make()
         world.queue |= {"9_0": ("COMPLETED", 0), "9_1": ("RUNNING", 0), "9_2": ("PENDING", 0)}
         await backend.attach(job(1, "9", resources={"array": "0-2"}))
-        await backend.poll()
+        await backend.poller.poll()
         assert [o.state for _, o in sink.reports] == [S.RUNNING]
         del world.queue["9_0"]  # task 0 aged out of squeue: remembered, not asked again
         world.queue |= {"9_1": ("COMPLETED", 0), "9_2": ("FAILED", 4 << 8)}
-        await backend.poll()
+        await backend.poller.poll()
         outcome = sink.final("JOB00001")
         assert (outcome.state, outcome.exit_code) == (S.FAILED, 4)
         assert outcome.reason == "1 of 3 array tasks did not complete (2: exit code 4)"
@@ -383,7 +392,7 @@ def test_array_tasks_that_left_the_queue_read_their_own_sidecars() -> None:
             "/runs/JOB00001/tasks/1/exitcode": b"0\n",
             "/runs/JOB00001/tasks/3/exitcode": b"0\n",
         }
-        await backend.poll()
+        await backend.poller.poll()
         assert sink.final("JOB00001").state == S.COMPLETED
 
     run(scenario())
@@ -397,15 +406,15 @@ def test_stop_runs_cancel_sh_then_cancels_and_the_poll_decides() -> None:
         running, finished = job(1, "1"), job(2, "2")
         await backend.attach(running)
         await backend.attach(finished)
-        await backend.stop(running, "cancel")
-        await backend.stop(finished, "cancel")  # it ended first: scancel says nothing
-        await backend.stop(running, "cancel")  # asked twice: acted on once
+        await backend.stop(running, StopReason.CANCEL)
+        await backend.stop(finished, StopReason.CANCEL)  # it ended first: scancel says nothing
+        await backend.stop(running, StopReason.CANCEL)  # asked twice: acted on once
         assert [c[:2] for c in world.calls] == [
             ["/bin/bash", "cancel.sh"],
             ["scancel", "1"],
             ["scancel", "2"],
         ]
-        await backend.poll()
+        await backend.poller.poll()
         assert sink.final("JOB00001").state == S.CANCELLED
         assert sink.final("JOB00001").reason == "cancelled on request"
         assert sink.final("JOB00002").state == S.COMPLETED  # the truth, not the request
@@ -469,13 +478,13 @@ def test_polling_backs_off_as_jobs_stay_quiet() -> None:
         backend, world, _, clock = make()
         world.queue["1"] = ("RUNNING", 0)
         await backend.attach(job(1, "1", state=S.RUNNING))
-        assert backend.interval() == BASE
+        assert backend.poller.interval() == BASE
         clock.now += 300
-        assert backend.interval() == 30.0
+        assert backend.poller.interval() == 30.0
         clock.now += 3600
-        assert backend.interval() == 60.0  # at most a minute
+        assert backend.poller.interval() == 60.0  # at most a minute
         await backend.attach(job(2, "2"))  # a new job is watched closely again
-        assert backend.interval() == BASE
+        assert backend.poller.interval() == BASE
 
     run(scenario())
 
@@ -490,13 +499,13 @@ def test_a_draining_queue_is_polled_at_the_base_interval() -> None:
             world.queue[str(i)] = ("PENDING", 0)
             await backend.attach(job(i, str(i)))
         clock.now += 300
-        assert backend.interval() == 30.0
+        assert backend.poller.interval() == 30.0
         world.queue["0"] = ("COMPLETED", 0)
-        await backend.poll()
-        assert backend.interval() == BASE
+        await backend.poller.poll()
+        assert backend.poller.interval() == BASE
         clock.now += 300
-        await backend.poll()  # nothing moved
-        assert backend.interval() == 30.0
+        await backend.poller.poll()  # nothing moved
+        assert backend.poller.interval() == 30.0
 
     run(scenario())
 
@@ -522,13 +531,19 @@ def test_a_relative_base_is_made_absolute_before_anything_is_written() -> None:
 
     async def scenario() -> None:
         backend, world, _, _ = make(base=".jobgate/runs")
-        early = backend.files(job(1, "1")).stdout  # what the service asks for before
-        await backend.submit(job(1, state=S.STAGING_IN))
-        script = world.files["/home/u/.jobgate/runs/JOB00001/jobgate.sh"].decode()
-        assert "jobgate_dir=/home/u/.jobgate/runs/JOB00001\n" in script
-        assert "--output=/home/u/.jobgate/runs/JOB00001/jobgate.log" in script
-        world.files["/home/u/.jobgate/runs/JOB00001/stdout"] = b"hi\n"
-        assert await backend.read(job(1, "1"), early) == b"hi\n"
+        assert backend.run_dir_of("JOB00001") is None  # unknown until the home is
+        assert await backend.resolve_base() == "/home/u/.jobgate/runs"
+        run_dir = backend.run_dir_of("JOB00001")
+        assert run_dir == "/home/u/.jobgate/runs/JOB00001"
+        staged = job(1, state=S.STAGING_IN).model_copy(update={"run_dir": run_dir})
+        await backend.submit(staged)
+        script = world.files[f"{run_dir}/jobgate.sh"].decode()
+        assert f"jobgate_dir={run_dir}\n" in script
+        assert f"--output={run_dir}/jobgate.log" in script
+        world.files[f"{run_dir}/stdout"] = b"hi\n"
+        assert await backend.read(staged, backend.files(staged).stdout) == b"hi\n"
+        assert await backend.read(staged, "stdout") == b"hi\n"
+        await backend.resolve_base()
         assert [c for c in world.calls if c == ["pwd"]] == [["pwd"]]  # asked once
 
     run(scenario())

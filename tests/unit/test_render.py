@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jobgate.backends.base import JobFiles, render
+from jobgate.backends.layout import JobFiles
+from jobgate.backends.scripts import render
 from jobgate.spec import JobRecord, JobSpec
 from jobgate.states import JobState
 
@@ -17,9 +18,12 @@ GOLDEN = Path(__file__).parent.parent / "data" / "golden"
 NASTY = 'it\'s $(touch /tmp/pwned) `id` "quoted" ; rm -rf ~ \\ end'
 
 
+ID = "01JOBGATE0000000000000TEST"
+
+
 def record(**spec: object) -> JobRecord:
     return JobRecord(
-        id="01JOBGATE0000000000000TEST",
+        id=ID,
         name="t",
         owner="u",
         destination="local",
@@ -55,7 +59,7 @@ def check_golden(name: str, text: str) -> None:
 )
 def test_local_wrapper_matches_golden(name: str, spec: dict[str, object]) -> None:
     job = record(**spec)
-    text = render("local.sh.j2", job, JobFiles.of(job, "/runs"))
+    text = render("local.sh.j2", job, JobFiles.of(job, f"/runs/{job.id}"))
     check_golden(name, text)
     subprocess.run(["sh", "-n"], input=text, text=True, check=True)  # POSIX sh parses it
 
@@ -63,7 +67,7 @@ def test_local_wrapper_matches_golden(name: str, spec: dict[str, object]) -> Non
 def test_nasty_values_reach_the_job_verbatim(tmp_path: Path) -> None:
     """Run just the export lines: the value arrives as typed, nothing is executed."""
     job = record(script="true", environment={"NASTY": NASTY})
-    text = render("local.sh.j2", job, JobFiles.of(job, str(tmp_path)))
+    text = render("local.sh.j2", job, JobFiles.of(job, str(tmp_path / job.id)))
     exports = "\n".join(line for line in text.splitlines() if line.startswith("export "))
     out = subprocess.run(
         ["bash", "-c", exports + '\nprintf %s "$NASTY"'], capture_output=True, text=True, check=True
@@ -73,10 +77,10 @@ def test_nasty_values_reach_the_job_verbatim(tmp_path: Path) -> None:
 
 
 def test_job_files_stay_in_their_places() -> None:
-    files = JobFiles.of(record(script="x", directory="sub", stdout="o.txt"), "/runs")
+    files = JobFiles.of(record(script="x", directory="sub", stdout="o.txt"), f"/runs/{ID}")
     assert files.run_dir == "/runs/01JOBGATE0000000000000TEST"
     assert files.workdir == files.run_dir + "/sub"
     assert files.stdout == files.workdir + "/o.txt"
     assert files.stderr == files.run_dir + "/stderr"
-    absolute = JobFiles.of(record(script="x", directory="/data/w"), "/runs")
+    absolute = JobFiles.of(record(script="x", directory="/data/w"), f"/runs/{ID}")
     assert absolute.workdir == "/data/w"

@@ -15,8 +15,10 @@ import httpx
 import pytest
 
 from jobgate.config import CallbackSettings, load_config
-from jobgate.engine.callbacks import AddressPolicy, Refused, backoff, sign, verify
+from jobgate.engine.addresses import AddressPolicy, Refused
+from jobgate.engine.callbacks import backoff
 from jobgate.errors import ConfigError
+from jobgate.signatures import sign, verify
 
 DOCS = Path(__file__).parents[2] / "docs" / "callbacks.md"
 BODY = b'{"event_id":"J:1"}'

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from jobgate.backends.base import JobFiles, effective_resources, render
 from jobgate.backends.batch_scheduler import Phase
+from jobgate.backends.layout import JobFiles
+from jobgate.backends.scripts import render
 from jobgate.backends.slurm import STATES, SlurmScheduler
 from jobgate.config import Destination
 from jobgate.errors import SchedulerUnavailable, SpecError, SubmitError
@@ -38,8 +39,8 @@ def record(destination: str = "slurm", **spec: object) -> JobRecord:
 
 
 def job_script(scheduler: SlurmScheduler, job: JobRecord) -> str:
-    files = JobFiles.of(job, "/runs")
-    res = effective_resources(job.spec.resources, scheduler.destination)
+    files = JobFiles.of(job, f"/runs/{job.id}")
+    res = scheduler.destination.effective(job.spec.resources)
     scheduler.check(res)
     return render(scheduler.template, job, files, **scheduler.script_context(job, res, files))
 

@@ -1,4 +1,4 @@
-"""Pure logic of the SSH transport and the ssh scheduler: command and option building,
+"""Pure logic of the SSH transport and the process scheduler: command and option building,
 back-off, parsing, and how a poll's answer becomes outcomes (over a fake transport)."""
 
 from __future__ import annotations
@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import shlex
 from datetime import UTC, datetime
-from pathlib import Path
 
+import pydantic
 import pytest
 
-from jobgate.backends.base import Outcome
-from jobgate.backends.ssh import SSHBackend, exit_reason, parse_started, script_argv
+from jobgate.backends.layout import JobFiles
+from jobgate.backends.outcome import Outcome, exit_reason
+from jobgate.backends.process import ProcessBackend, parse_started, script_argv
+from jobgate.backends.scripts import render
 from jobgate.config import Destination
-from jobgate.errors import ConfigError, SchedulerUnavailable
+from jobgate.errors import SchedulerUnavailable
 from jobgate.spec import JobRecord, JobSpec
 from jobgate.states import JobState
 from jobgate.transports.base import CommandResult, Transport
@@ -100,8 +102,15 @@ def test_exit_reasons() -> None:
 
 
 def test_remote_dir_with_a_tab_is_refused() -> None:
-    with pytest.raises(ConfigError):
-        SSHBackend(dest(), _Sink(), "runs\tx", _FakeTransport())
+    with pytest.raises(pydantic.ValidationError, match="remote_dir"):
+        dest(remote_dir="runs\tx")
+
+
+def test_ssh_scheduler_of_older_configs_is_the_process_scheduler_over_ssh() -> None:
+    old = dest()
+    assert (old.scheduler, old.transport) == ("process", "ssh")
+    with pytest.raises(pydantic.ValidationError, match="needs a host"):
+        Destination.model_validate({"name": "r", "scheduler": "ssh"})
 
 
 # -- from a poll's answer to outcomes ------------------------------------------------------------
@@ -134,6 +143,8 @@ class _FakeTransport(Transport):
         timeout: float = 60.0,
         cwd: str | None = None,
     ) -> CommandResult:
+        if argv == ["pwd"]:
+            return CommandResult(0, "/home/u\n", "")
         if argv[3] != "jobgate-poll":
             return CommandResult(0, "", "")
         self.inputs.append(input)
@@ -152,6 +163,15 @@ class _FakeTransport(Transport):
         raise NotImplementedError
 
     async def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    async def make_dirs(self, path: str) -> None:
+        raise NotImplementedError
+
+    async def is_file_inside(self, root: str, rel: str) -> bool:
+        raise NotImplementedError
+
+    async def list_files(self, path: str) -> list[str]:
         raise NotImplementedError
 
 
@@ -175,13 +195,13 @@ def _poll(lines: list[str], polls: int = 1, **jobs: str | None) -> list[tuple[st
     answer = CommandResult(0, "".join(f"{line}\n" for line in lines), "")
     transport = _FakeTransport(*[answer] * polls)
     sink = _Sink()
-    backend = SSHBackend(dest(), sink, "/base", transport)
+    backend = ProcessBackend(dest(), sink, "/base", transport)
 
     async def go() -> None:
         for job_id, stop in jobs.items():
             await backend.attach(_job(job_id, stop))
         for _ in range(polls):
-            await backend.poll()
+            await backend.poller.poll()
 
     asyncio.run(go())
     assert transport.inputs[0] == "".join(f"{j}\t100\t5\t/base/{j}\n" for j in jobs)
@@ -217,49 +237,54 @@ def test_stopped_jobs_end_as_cancelled_or_timeout_with_their_code() -> None:
 
 def test_failed_status_command_is_transient_and_changes_nothing() -> None:
     sink = _Sink()
-    backend = SSHBackend(dest(), sink, "/base", _FakeTransport(CommandResult(1, "", "boom")))
+    backend = ProcessBackend(dest(), sink, "/base", _FakeTransport(CommandResult(1, "", "boom")))
 
     async def go() -> None:
         await backend.attach(_job("a"))
         with pytest.raises(SchedulerUnavailable, match="boom"):
-            await backend.poll()
+            await backend.poller.poll()
 
     asyncio.run(go())
     assert sink.reports == [] and backend.watched() == 1
 
 
-def test_rendered_wrapper_writes_its_pid_first(tmp_path: Path) -> None:
-    from jobgate.backends.base import JobFiles, render
-
+def test_rendered_wrapper_writes_its_pid_first() -> None:
     job = _job("j1")
-    text = render("ssh.sh.j2", job, JobFiles.of(job, "/base"))
+    text = render("process.sh.j2", job, JobFiles.of(job, "/base/j1"))
     lines = text.splitlines()
     assert lines[0] == "#!/bin/bash"
     assert "printf '%s\\n' \"$$\" > /base/j1/jobgate.pid" in lines[:4]
     assert "jobgate_dir=/base/j1" in lines
 
 
-def test_paths_under_a_relative_base_are_relative_to_the_remote_home() -> None:
-    backend = SSHBackend(dest(), _Sink(), ".jobgate/runs", _FakeTransport())
-    plain = _job("j")
-    files = backend.files(plain)
-    assert (files.run_dir, files.workdir, files.stdout, files.stderr) == (
-        ".jobgate/runs/j",
-        ".jobgate/runs/j",
-        ".jobgate/runs/j/stdout",
-        ".jobgate/runs/j/stderr",
-    )
-    custom = plain.model_copy(
+def test_a_relative_base_is_resolved_once_against_the_remote_home() -> None:
+    transport = _FakeTransport()
+    backend = ProcessBackend(dest(), _Sink(), ".jobgate/runs", transport)
+    assert backend.run_dir_of("j") is None  # not known before the home is
+    with pytest.raises(SchedulerUnavailable):
+        backend.files(_job("j"))
+
+    async def go() -> str:
+        return await backend.resolve_base()
+
+    assert asyncio.run(go()) == "/home/u/.jobgate/runs"
+    assert backend.run_dir_of("j") == "/home/u/.jobgate/runs/j"
+    custom = _job("j").model_copy(
         update={"spec": JobSpec(script="true", directory="wd", stdout="out.txt")}
     )
-    assert backend.files(custom).stdout == ".jobgate/runs/j/wd/out.txt"
+    files = backend.files(custom)
+    assert (files.run_dir, files.workdir, files.stdout, files.stderr) == (
+        "/home/u/.jobgate/runs/j",
+        "/home/u/.jobgate/runs/j/wd",
+        "/home/u/.jobgate/runs/j/wd/out.txt",
+        "/home/u/.jobgate/runs/j/stderr",
+    )
 
     async def read(path: str) -> str:
-        return (await backend.read(plain, path)).decode()
+        return (await backend.read(custom, path)).decode()
 
-    assert asyncio.run(read(files.stdout)) == ".jobgate/runs/j/stdout"  # not joined twice
-    assert asyncio.run(read("jobgate.log")) == ".jobgate/runs/j/jobgate.log"
-    assert asyncio.run(read("/abs/file")) == "/abs/file"
+    assert asyncio.run(read(files.stdout)) == files.stdout  # an absolute path stays as it is
+    assert asyncio.run(read("jobgate.log")) == "/home/u/.jobgate/runs/j/jobgate.log"
 
 
 def test_close_ends_the_poll_loop_even_when_a_wake_races_the_cancel() -> None:
@@ -269,13 +294,13 @@ def test_close_ends_the_poll_loop_even_when_a_wake_races_the_cancel() -> None:
 
     async def go() -> None:
         transport = _FakeTransport(*[alive] * 10)
-        backend = SSHBackend(dest(poll_interval_s=60), _Sink(), "/base", transport)
+        backend = ProcessBackend(dest(poll_interval_s=60), _Sink(), "/base", transport)
         await backend.start()
         await backend.attach(_job("a"))
         while not transport.inputs:  # the first poll ran: the loop now waits an interval
             await asyncio.sleep(0)
         await asyncio.sleep(0)
-        backend._wake.set()
+        backend.poller._wake.set()
         await asyncio.sleep(0)  # the wait has its event; the loop has not resumed yet
         async with asyncio.timeout(5):
             await backend.close()

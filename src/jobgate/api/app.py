@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from jobgate import __version__
 from jobgate.api import problems
 from jobgate.api.compat import cybergis, joblauncher
 from jobgate.api.deps import ApiContext
 from jobgate.api.routes import jobs, system
-from jobgate.sdk import AsyncGateway
+from jobgate.service import JobService
 from jobgate.spec import JobSpec
-from jobgate.store.accounts import Accounts
+from jobgate.version import __version__
 
 PREFIX = "/api/v1"
 
 
-def create_app(gateway: AsyncGateway, max_upload_mb: int = 100) -> FastAPI:
+def create_app(service: JobService, max_upload_mb: int = 100) -> FastAPI:
     app = FastAPI(
         title="jobgate",
         version=__version__,
@@ -27,9 +26,9 @@ def create_app(gateway: AsyncGateway, max_upload_mb: int = 100) -> FastAPI:
         # Off unless asked for: its per-request checks cost more than our whole GET handler.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.ctx = ApiContext(gateway, Accounts(gateway.store), max_upload_mb * 1024 * 1024)
-    if gateway.callbacks is not None:  # /metrics counts deliveries by outcome
-        app.state.ctx.metrics.callbacks = gateway.callbacks.outcomes
+    app.state.ctx = ApiContext(service, max_upload_mb * 1024 * 1024)
+    # Jobs submitted through the joblauncher door are called back in its format.
+    service.system.register_callback_format(joblauncher.NAME, joblauncher.callback_format)
     problems.install(app)
     app.include_router(jobs.router, prefix=PREFIX)
     app.include_router(system.router, prefix=PREFIX)

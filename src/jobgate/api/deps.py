@@ -11,22 +11,16 @@ from fastapi.security import HTTPBearer
 
 from jobgate.api.metrics import Metrics
 from jobgate.errors import NotFoundError
-from jobgate.sdk import AsyncGateway
 from jobgate.service import JobService
 from jobgate.spec import JobRecord
-from jobgate.store.accounts import Accounts, User
+from jobgate.users import User
 
 
 @dataclass
 class ApiContext:
-    gateway: AsyncGateway
-    accounts: Accounts
+    service: JobService
     max_upload_bytes: int = 100 * 1024 * 1024
     metrics: Metrics = field(default_factory=Metrics)
-
-    @property
-    def service(self) -> JobService:
-        return self.gateway.service
 
 
 async def _context(request: Request) -> ApiContext:  # async: sync deps run in a thread
@@ -46,7 +40,7 @@ class _BearerUser(HTTPBearer):
         if cred is None:
             raise HTTPException(401, "missing bearer token")
         ctx: ApiContext = request.app.state.ctx
-        user = ctx.accounts.authenticate(cred.credentials)
+        user = await ctx.service.accounts.authenticate(cred.credentials)
         if user is None:
             raise HTTPException(401, "invalid token")
         return user

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
-from jobgate.store import Store
+from jobgate.states import JobState
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -35,11 +33,17 @@ class Metrics:
     def __init__(self) -> None:
         self.submit_latency = Histogram()
         self.poll_latency = Histogram()
-        self.callbacks: dict[str, int] = defaultdict(int)  # by outcome
 
-    def render(self, store: Store) -> str:
+    def render(
+        self,
+        counts: dict[str, dict[JobState, int]],
+        callbacks: dict[str, int],
+        refused: dict[str, int],
+    ) -> str:
+        """`counts`: jobs by destination and state; `callbacks`: deliveries by outcome;
+        `refused`: state changes that did not take, by target state."""
         lines = ["# TYPE jobgate_jobs gauge"]
-        for dest, states in sorted(store.counts().items()):
+        for dest, states in sorted(counts.items()):
             for state, n in sorted(states.items()):
                 lines.append(f'jobgate_jobs{{destination="{dest}",state="{state.value}"}} {n}')
         lines.append("# TYPE jobgate_submit_seconds histogram")
@@ -47,6 +51,9 @@ class Metrics:
         lines.append("# TYPE jobgate_poll_seconds histogram")
         lines += self.poll_latency.lines("jobgate_poll_seconds")
         lines.append("# TYPE jobgate_callback_deliveries_total counter")
-        for outcome, n in sorted(self.callbacks.items()):
+        for outcome, n in sorted(callbacks.items()):
             lines.append(f'jobgate_callback_deliveries_total{{outcome="{outcome}"}} {n}')
+        lines.append("# TYPE jobgate_transitions_refused_total counter")
+        for target, n in sorted(refused.items()):
+            lines.append(f'jobgate_transitions_refused_total{{to="{target}"}} {n}')
         return "\n".join(lines) + "\n"

@@ -8,15 +8,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from jobgate.errors import (
+    ConfigError,
     ConflictError,
+    InvalidTransition,
     JobgateError,
     NotFoundError,
     SpecError,
+    StoreUnavailable,
     TransientError,
 )
 
@@ -24,9 +26,14 @@ log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 
 
+RETRY_AFTER_S = 2  # what a 503 asks clients to wait
+
+
 def problem(status: int, title: str, detail: str = "", **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -35,10 +42,14 @@ def _status(exc: JobgateError) -> tuple[int, str]:
         return 422, "Invalid request"
     if isinstance(exc, NotFoundError):
         return 404, "Not found"
-    if isinstance(exc, ConflictError):
+    if isinstance(exc, ConflictError | InvalidTransition):
         return 409, "Conflict"
+    if isinstance(exc, StoreUnavailable):
+        return 503, "Store unavailable"
     if isinstance(exc, TransientError):
         return 503, "Temporarily unavailable"
+    if isinstance(exc, ConfigError):  # caught at start-up; here only if config changed under us
+        return 503, "Gateway misconfigured"
     return 400, "Bad request"
 
 
@@ -72,13 +83,6 @@ def install(app: FastAPI) -> None:
     async def _gone(_: Request, exc: ClientDisconnect) -> JSONResponse:
         # The client left while sending its body: nobody reads this, and it is no error.
         return problem(400, "Client disconnected", "the request body did not arrive")
-
-    @app.exception_handler(DataError)
-    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
-        # A value the database refuses (too long for its column, out of range): the input's
-        # fault, which the spec's validation should have named; the safety net is a 4xx.
-        log.warning("the store refused a value: %s", type(exc.orig).__name__)
-        return problem(422, "Invalid request", "a value is too long or out of range for the store")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

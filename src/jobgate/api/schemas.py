@@ -1,71 +1,33 @@
-"""What the API shows: public views that never leak internal fields (run dirs, pids' start
-times, stop flags)."""
+"""What the API takes and shows besides jobs and events (whose views, shared with the
+callbacks, are in jobgate.views)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import Response
 from pydantic import BaseModel, Field
 
-from jobgate.spec import JobEvent, JobRecord, JobSpec
-from jobgate.states import JobState
+from jobgate.views import EventOut, JobOut
+
+__all__ = ["EventOut", "JobOut"]
 
 
-class JobOut(BaseModel):
-    id: str
-    name: str | None
-    owner: str
-    destination: str
-    state: JobState
-    native_id: str | None
-    exit_code: int | None
-    reason: str | None
-    host: str | None
-    labels: dict[str, str]
-    spec: JobSpec
-    waiting: str | None = Field(default=None, description="Why a job has not started yet")
-    created_at: datetime
-    queued_at: datetime | None
-    submitted_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-
-    @classmethod
-    def of(cls, record: JobRecord, waiting: str | None = None) -> JobOut:
-        # The record is already valid: copy its fields, do not validate them again.
-        fields = {name: getattr(record, name) for name in _RECORD_FIELDS}
-        return cls.model_construct(**fields, waiting=waiting)
-
-    def response(self, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-        """Serialized once, here: a returned Response skips FastAPI's re-validation."""
-        return Response(
-            self.model_dump_json(),
-            status_code=status_code,
-            headers=headers,
-            media_type="application/json",
-        )
-
-
-_RECORD_FIELDS = tuple(name for name in JobOut.model_fields if name != "waiting")
+def job_response(
+    job: JobOut, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """Serialized once, here: a returned Response skips FastAPI's re-validation."""
+    return Response(
+        job.model_dump_json(),
+        status_code=status_code,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 class JobList(BaseModel):
     items: list[JobOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page")
-
-
-class EventOut(BaseModel):
-    seq: int
-    type: str
-    message: str
-    data: dict[str, Any]
-    time: datetime
-
-    @classmethod
-    def of(cls, event: JobEvent) -> EventOut:
-        return cls(**event.model_dump(exclude={"job_id"}))
 
 
 class TokenIn(BaseModel):

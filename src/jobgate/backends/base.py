@@ -1,65 +1,26 @@
-"""What every backend offers the supervisor, and the run-directory layout they share."""
+"""What every backend offers the supervisor, and the run-directory layout they share.
+
+A backend is a scheduler over a transport: it submits, watches (reporting through the
+sink), stops and reads files. The states are the supervisor's; how a job ended is said
+by `outcome.ended`; what goes into and out of a run directory by `staging`.
+"""
 
 from __future__ import annotations
 
-import shlex
+import asyncio
+import posixpath
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-import jinja2
-
+from jobgate.backends.layout import EXITCODE, WRAPPER, JobFiles
+from jobgate.backends.outcome import Outcome
+from jobgate.backends.staging import stage_out
 from jobgate.config import Destination
+from jobgate.errors import SchedulerUnavailable
 from jobgate.spec import JobRecord, Resources
-from jobgate.states import JobState
-
-EXITCODE = "exitcode"  # the sidecar the wrapper writes atomically when the job ends
-
-
-@dataclass(frozen=True)
-class JobFiles:
-    """Paths of one job, on the host where it runs."""
-
-    run_dir: str
-    workdir: str
-    stdout: str
-    stderr: str
-    stdin: str | None
-
-    @classmethod
-    def of(cls, job: JobRecord, base_dir: str) -> JobFiles:
-        run_dir = str(PurePosixPath(base_dir) / job.id)
-        spec = job.spec
-        workdir = str(PurePosixPath(run_dir) / spec.directory) if spec.directory else run_dir
-
-        def named(path: str | None, default: str) -> str:
-            """A file the user named is relative to the workdir; ours live in the run dir."""
-            return str(PurePosixPath(workdir) / path) if path else f"{run_dir}/{default}"
-
-        return cls(
-            run_dir=run_dir,
-            workdir=workdir,
-            stdout=named(spec.stdout, "stdout"),
-            stderr=named(spec.stderr, "stderr"),
-            stdin=named(spec.stdin, "") if spec.stdin else None,
-        )
-
-    def marker(self, name: str) -> str:
-        return f"{self.run_dir}/{name}"
-
-
-@dataclass
-class Outcome:
-    """What a backend learned about one job: RUNNING, or how it ended."""
-
-    state: JobState
-    exit_code: int | None = None
-    reason: str | None = None
-    host: str | None = None
-    native_state: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+from jobgate.states import StopReason
+from jobgate.transports.base import Transport
 
 
 @dataclass
@@ -77,18 +38,73 @@ class StatusSink(Protocol):
 
 
 class Backend(ABC):
-    """One destination's way of running jobs. The supervisor owns the states; a backend
-    submits, watches (reporting through the sink), stops, and reads files."""
+    """One destination's way of running jobs. `base_dir` holds the run directories, as the
+    destination's host sees it (relative: under the remote home, resolved on first use);
+    `local_dir` is where, on the gateway's host, outputs are collected."""
 
     host_bound = False  # True: jobs can be watched only from the host that started them
 
-    def __init__(self, destination: Destination, sink: StatusSink, base_dir: str) -> None:
+    def __init__(
+        self,
+        destination: Destination,
+        sink: StatusSink,
+        base_dir: str,
+        transport: Transport,
+        local_dir: str | None = None,
+    ) -> None:
         self.destination = destination
         self.sink = sink
         self.base_dir = base_dir
+        self.transport = transport
+        self.local_dir = local_dir or base_dir
+        self._base_lock = asyncio.Lock()
+
+    # -- the run directory -------------------------------------------------------------
+
+    @property
+    def known_base(self) -> str | None:
+        """The base directory, if it is known to be absolute yet."""
+        return self.base_dir if posixpath.isabs(self.base_dir) else None
+
+    def run_dir_of(self, job_id: str) -> str | None:
+        """A new job's run directory, or None while the base is not yet resolved."""
+        base = self.known_base
+        return None if base is None else posixpath.join(base, job_id)
+
+    async def resolve_base(self) -> str:
+        """The base directory, absolute: a relative one is joined to the home directory the
+        transport's sessions start in (asked once). Wrappers `cd` before writing markers."""
+        async with self._base_lock:  # a burst of jobs asks once
+            if not posixpath.isabs(self.base_dir):
+                result = await self.transport.run(["pwd"])
+                home = result.stdout.strip()
+                if result.returncode != 0 or not posixpath.isabs(home):
+                    raise SchedulerUnavailable(
+                        f"{self.destination.name}: cannot find the home directory to run jobs in"
+                    )
+                self.base_dir = posixpath.join(home, self.base_dir)
+        return self.base_dir
+
+    async def placed(self, job: JobRecord) -> JobRecord:
+        """The job with its run directory (named now if its base was not known before)."""
+        if job.run_dir is not None:
+            return job
+        return job.model_copy(update={"run_dir": posixpath.join(await self.resolve_base(), job.id)})
 
     def files(self, job: JobRecord) -> JobFiles:
-        return JobFiles.of(job, self.base_dir)
+        run_dir = job.run_dir or self.run_dir_of(job.id)
+        if run_dir is None:
+            raise SchedulerUnavailable(f"job {job.id} has no run directory yet")
+        return JobFiles.of(job, run_dir)
+
+    def outputs_dir(self, job: JobRecord) -> str:
+        """Where stage-out puts the job's output files, on the gateway's host."""
+        return posixpath.join(self.local_dir, job.id, "outputs")
+
+    def resources(self, job: JobRecord) -> Resources:
+        return job.resources or self.destination.effective(job.spec.resources)
+
+    # -- what the supervisor calls -------------------------------------------------------
 
     def check_resources(self, res: Resources) -> None:
         """Refuse (SpecError) what this destination's scheduler cannot take, before the
@@ -111,80 +127,32 @@ class Backend(ABC):
         """Watch a job (with a native id) submitted by an earlier process."""
 
     @abstractmethod
-    async def stop(self, job: JobRecord, reason: str) -> None:
+    async def stop(self, job: JobRecord, reason: StopReason) -> None:
         """Cancel or time out a job; the outcome still arrives through the sink."""
 
-    @abstractmethod
     async def stage_out(self, job: JobRecord) -> list[str]:
-        """Collect output files; returns the paths that were missing."""
+        """Collect the job's output files onto the gateway's host; the missing ones."""
+        return await stage_out(self.transport, job, self.files(job), self.outputs_dir(job))
 
-    @abstractmethod
     async def read(self, job: JobRecord, path: str, offset: int = 0, limit: int = -1) -> bytes:
         """Bytes of a file of the job (absolute, or relative to its run directory)."""
+        full = posixpath.join(self.files(job).run_dir, path)
+        return await self.transport.read_file(full, offset, limit)
+
+    async def is_file_inside(self, job: JobRecord, rel: str) -> bool:
+        """Is `rel` a regular file of the run directory, with no link leading out of it?"""
+        return await self.transport.is_file_inside(self.files(job).run_dir, rel)
+
+    async def list_files(self, job: JobRecord) -> list[str]:
+        """The regular files under the job's run directory, relative to it."""
+        try:
+            return await self.transport.list_files(self.files(job).run_dir)
+        except FileNotFoundError:
+            return []
 
     async def close(self) -> None:
         """Stop background work; running jobs keep running."""
+        await self.transport.close()
 
 
-def effective_resources(resources: Resources, destination: Destination) -> Resources:
-    """A job's resources with the destination's defaults filled in."""
-    defaults = destination.defaults.model_dump(exclude_unset=True)
-    if not defaults:
-        return resources
-    return Resources.model_validate(defaults | resources.model_dump(exclude_unset=True))
-
-
-def user_command(job: JobRecord, files: JobFiles) -> str:
-    """The shell command that runs the user's script or executable."""
-    spec = job.spec
-    if spec.script is None:
-        argv = [spec.executable or ""]
-    else:
-        # The script's interpreter, run as the kernel would run it (interpreter, its one
-        # optional argument, the script): executing a file that was just written can fail
-        # with ETXTBSY while another thread's forked child still holds it open for writing.
-        text = script_text(job) or ""
-        interpreter, _, arg = text.splitlines()[0][2:].strip().partition(" ")
-        argv = [interpreter, *([arg.strip()] if arg.strip() else []), files.marker("script.sh")]
-    return " ".join(shlex.quote(a) for a in [*argv, *spec.arguments])
-
-
-def script_text(job: JobRecord) -> str | None:
-    spec = job.spec
-    if spec.script is None:
-        return None
-    body = spec.script if spec.script.startswith("#!") else f"{spec.shebang}\n{spec.script}"
-    return body if body.endswith("\n") else body + "\n"
-
-
-@cache
-def _templates() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("jobgate.backends", "templates"),
-        auto_reload=False,  # package data: no stat of the source on every render
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # noqa: S701 - shell, not HTML: every value goes through |q
-    )
-    env.filters["q"] = lambda v: shlex.quote(str(v))
-    return env
-
-
-def render(template: str, job: JobRecord, files: JobFiles, **extra: Any) -> str:
-    """Render a job script: `|q` shell-quotes every value that comes from the user."""
-    extra.setdefault("atomic_sidecar", True)  # rename into place: readers may look any time
-    return (
-        _templates()
-        .get_template(template)
-        .render(
-            job=job,
-            spec=job.spec,
-            files=files,
-            command=user_command(job, files),
-            environment=sorted(job.spec.environment.items()),
-            exitcode=files.marker(EXITCODE),
-            **extra,
-        )
-    )
+__all__ = ["EXITCODE", "WRAPPER", "Backend", "JobFiles", "StatusSink", "Submitted"]

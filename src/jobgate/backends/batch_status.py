@@ -5,13 +5,12 @@ none of them, LOST. Never success by absence. Pure: `BatchBackend` gathers the e
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from jobgate.backends.base import Outcome
+from jobgate.backends.outcome import Outcome, ended
 from jobgate.spec import JobRecord
-from jobgate.states import JobState
+from jobgate.states import JobState, StopReason
 
 
 class Phase(StrEnum):
@@ -38,27 +37,6 @@ class NativeStatus:
 StateMap = dict[str, tuple[Phase, JobState | None, str | None]]
 
 
-def exit_reason(code: int | None, sig: int | None = None) -> str:
-    if sig:
-        return f"killed by {signal_name(sig)}"
-    if code is None:
-        return "no exit code"
-    if code == 127:
-        return "exit code 127: command not found"
-    if code == 126:
-        return "exit code 126: cannot execute or cannot enter the working directory"
-    if code > 128 and code - 128 < 65:
-        return f"exit code {code} (killed by {signal_name(code - 128)})"
-    return f"exit code {code}"
-
-
-def signal_name(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
-
-
 Unit = int | None  # an array index, or None for a whole (non-array) job
 UNREADABLE = object()  # the sidecar could not be read just now (transport down): ask again
 SidecarCode = int | None | object
@@ -70,7 +48,7 @@ def decide(
     acct: NativeStatus | None,
     answered: bool,
     expired: bool,
-    stop_reason: str | None,
+    stop_reason: StopReason | None,
 ) -> NativeStatus | None:
     """How a unit that is no longer live in the queue ended, or None to ask again later.
     `said`: what the status command said (ended, maybe not how); `code`: the sidecar;
@@ -104,7 +82,7 @@ class Tracked:
     native_id: str
     units: list[Unit]  # its array indices, or [None]
     running: bool = False
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
     host: str | None = None
     missing_since: float | None = None
     done: dict[Unit, NativeStatus] = field(default_factory=dict)  # final: never asked again
@@ -167,23 +145,19 @@ def unit_status(st: NativeStatus | None, unit: Unit) -> NativeStatus | None:
     return st.tasks.get(unit)
 
 
-def unit_outcome(st: NativeStatus, stop_reason: str | None) -> Outcome:
-    state, code = st.outcome or JobState.LOST, st.exit_code
-    if state == JobState.COMPLETED and code not in (0, None):
-        state = JobState.FAILED
-    if stop_reason == "cancel" and state != JobState.COMPLETED:
-        return Outcome(JobState.CANCELLED, code, "cancelled on request", st.host, st.native_state)
-    if stop_reason == "timeout" and state != JobState.COMPLETED:
-        return Outcome(JobState.TIMEOUT, code, "walltime exceeded", st.host, st.native_state)
-    reason = st.reason
-    if state == JobState.FAILED and not reason:
-        reason = exit_reason(code, st.signal)
-    elif state == JobState.CANCELLED and not reason:
-        reason = "cancelled outside jobgate (by the scheduler or an administrator)"
-    return Outcome(state, code, reason, st.host, st.native_state)
+def unit_outcome(st: NativeStatus, stop: StopReason | None) -> Outcome:
+    return ended(
+        st.exit_code,
+        stop,
+        state=st.outcome or JobState.LOST,
+        signal=st.signal,
+        reason=st.reason,
+        host=st.host,
+        native_state=st.native_state,
+    )
 
 
-def array_outcome(done: dict[Unit, NativeStatus], stop_reason: str | None) -> Outcome:
+def array_outcome(done: dict[Unit, NativeStatus], stop_reason: StopReason | None) -> Outcome:
     """One outcome for an array: it fails if any task did not complete, naming the tasks;
     every task's state and exit code go in `data`."""
     tasks = {u: unit_outcome(st, stop_reason) for u, st in sorted(done.items(), key=_by_unit)}
@@ -198,7 +172,7 @@ def array_outcome(done: dict[Unit, NativeStatus], stop_reason: str | None) -> Ou
         return Outcome(JobState.COMPLETED, 0, data=data)
     states = {tasks[u].state for u in bad}
     if stop_reason:
-        state = JobState.TIMEOUT if stop_reason == "timeout" else JobState.CANCELLED
+        state = stop_reason.state
     elif len(states) == 1 and len(bad) == len(tasks):
         state = states.pop()
     else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import time
@@ -18,18 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from jobgate.backends.base import (
-    EXITCODE,
-    Backend,
-    Outcome,
-    Submitted,
-    effective_resources,
-    render,
-    script_text,
-)
+from jobgate.backends.base import EXITCODE, WRAPPER, Backend, Submitted
+from jobgate.backends.outcome import Outcome, ended
+from jobgate.backends.scripts import render
+from jobgate.backends.staging import plan, stage_in_here
 from jobgate.errors import SubmitError
 from jobgate.spec import JobRecord
-from jobgate.states import JobState
+from jobgate.states import JobState, StopReason
 
 _HOST = socket.gethostname()
 # A child forked by one thread holds, until it execs, the fds other threads have open: so
@@ -72,7 +66,7 @@ class LocalBackend(Backend):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._watches: dict[str, _Watch] = {}
-        self._stop_reasons: dict[str, str] = {}
+        self._stop_reasons: dict[str, StopReason] = {}
         self._pool = ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="jobgate-spawn")
 
     async def submit(self, job: JobRecord) -> Submitted:
@@ -86,31 +80,15 @@ class LocalBackend(Backend):
     def _start(self, job: JobRecord) -> int:
         """Build the run directory and start the wrapper (in a worker thread)."""
         files = self.files(job)
-        run_dir = Path(files.run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if files.workdir != files.run_dir and files.workdir.startswith(files.run_dir):
-            Path(files.workdir).mkdir(parents=True, exist_ok=True)
-        for stage in job.spec.input_files:
-            target = run_dir / stage.target_path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                shutil.copyfile(stage.source, target)
-            except OSError as exc:
-                raise SubmitError(f"input file {stage.source}: {exc.strerror}") from None
-        script = script_text(job)
-        if script is not None:
-            path = run_dir / "script.sh"
-            path.write_text(script)
-            path.chmod(0o755)
-        wrapper = run_dir / "jobgate.sh"
         # The sidecar is read only after the pidfd says the wrapper exited: a plain write
         # suffices, and saves the `mv` process (a third of a short job's CPU here).
-        wrapper.write_text(render("local.sh.j2", job, files, atomic_sidecar=False))
-        log = str(run_dir / "jobgate.log")
+        wrapper = render("local.sh.j2", job, files, atomic_sidecar=False)
+        stage_in_here(plan(job, files, wrapper))
+        log = files.marker("jobgate.log")
         try:
             return os.posix_spawn(
                 "/bin/sh",  # dash on Debian: a third less CPU than bash to start
-                ["/bin/sh", str(wrapper)],
+                ["/bin/sh", files.marker(WRAPPER)],
                 os.environ,
                 setsid=True,
                 file_actions=[
@@ -145,7 +123,7 @@ class LocalBackend(Backend):
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             return False
-        return len(argv) > 1 and argv[1] == f"{self.files(job).run_dir}/jobgate.sh".encode()
+        return len(argv) > 1 and argv[1] == self.files(job).marker(WRAPPER).encode()
 
     def _watch(self, job: JobRecord, pid: int, own_child: bool) -> bool:
         try:
@@ -156,7 +134,7 @@ class LocalBackend(Backend):
         watch = _Watch(job, pid, fd, own_child)
         self._watches[job.id] = watch
         loop.add_reader(fd, self._exited, job.id)
-        walltime = effective_resources(job.spec.resources, self.destination).walltime_s
+        walltime = self.resources(job).walltime_s
         if walltime:
             elapsed = time.time() - job.started_at.timestamp() if job.started_at else 0.0
             watch.timer = loop.call_later(max(0.0, walltime - elapsed), self._on_walltime, job.id)
@@ -165,7 +143,7 @@ class LocalBackend(Backend):
     def _on_walltime(self, job_id: str) -> None:
         watch = self._watches.get(job_id)
         if watch is not None:
-            asyncio.get_running_loop().create_task(self.stop(watch.job, "timeout"))
+            asyncio.get_running_loop().create_task(self.stop(watch.job, StopReason.TIMEOUT))
 
     def _exited(self, job_id: str) -> None:
         watch = self._watches.pop(job_id)
@@ -187,24 +165,18 @@ class LocalBackend(Backend):
         files = self.files(job)
         code = read_exit_code(files.marker(EXITCODE))
         stop = self._stop_reasons.pop(job.id, None) or job.stop_reason
-        if stop == "cancel":
-            return Outcome(JobState.CANCELLED, code, "cancelled on request")
-        if stop == "timeout":
-            return Outcome(JobState.TIMEOUT, code, "walltime exceeded")
-        if code == 0:
-            return Outcome(JobState.COMPLETED, 0)
         if code is not None:
-            return Outcome(JobState.FAILED, code, _reason_for(code, files.marker("jobgate.log")))
+            return ended(code, stop, reason=_reason_for(code, files.marker("jobgate.log")))
         if wait_status is not None and os.WIFSIGNALED(wait_status):
             sig = signal.Signals(os.WTERMSIG(wait_status)).name
-            return Outcome(
-                JobState.FAILED, None, f"killed by {sig} before it recorded an exit code"
-            )
+            why = f"killed by {sig} before it recorded an exit code"
+            return ended(None, stop, state=JobState.FAILED, reason=why)
         if not Path(files.marker("job.started")).exists():
-            return Outcome(JobState.FAILED, None, "the job never started (interrupted submission)")
-        return Outcome(JobState.LOST, None, "the job's process is gone and left no exit code")
+            why = "the job never started (interrupted submission)"
+            return ended(None, stop, state=JobState.FAILED, reason=why)
+        return ended(None, stop, reason="the job's process is gone and left no exit code")
 
-    async def stop(self, job: JobRecord, reason: str) -> None:
+    async def stop(self, job: JobRecord, reason: StopReason) -> None:
         watch = self._watches.get(job.id)
         if watch is None or job.id in self._stop_reasons:
             return
@@ -232,27 +204,9 @@ class LocalBackend(Backend):
                 grace, _killpg, watch.pid, signal.SIGKILL
             )
 
-    async def stage_out(self, job: JobRecord) -> list[str]:
-        files = self.files(job)
-        missing = []
-        for rel in job.spec.output_files:
-            source = Path(files.workdir) / rel
-            target = Path(files.run_dir) / "outputs" / rel
-            if not source.exists():
-                missing.append(rel)
-            elif source.resolve() != target.resolve():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, target)
-        return missing
-
-    async def read(self, job: JobRecord, path: str, offset: int = 0, limit: int = -1) -> bytes:
-        full = Path(self.files(job).run_dir) / path
-        with full.open("rb") as fh:
-            fh.seek(offset)
-            return fh.read(limit)
-
     async def close(self) -> None:
         self._pool.shutdown(wait=True)
+        await super().close()
 
     def watched(self) -> int:
         return len(self._watches)
@@ -270,18 +224,12 @@ def _read_pid(path: str) -> int | None:
         return None
 
 
-def _reason_for(code: int, log: str) -> str:
-    if code == 126:
-        try:
-            detail = Path(log).read_text().strip().splitlines()[-1]
-        except (OSError, IndexError):
-            detail = "cannot enter the working directory"
-        return f"exit code 126: {detail}"
-    if code == 127:
-        return "exit code 127: command not found"
-    if code > 128:
-        try:
-            return f"exit code {code} (killed by {signal.Signals(code - 128).name})"
-        except ValueError:
-            pass
-    return f"exit code {code}"
+def _reason_for(code: int, log: str) -> str | None:
+    """For exit code 126 (the working directory or the command): the shell's own words."""
+    if code != 126:
+        return None
+    try:
+        detail = Path(log).read_text().strip().splitlines()[-1]
+    except (OSError, IndexError):
+        detail = "cannot enter the working directory"
+    return f"exit code 126: {detail}"

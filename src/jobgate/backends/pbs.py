@@ -21,7 +21,8 @@ from jobgate.backends.batch_scheduler import (
     job_name,
     raw_directive_pattern,
 )
-from jobgate.backends.batch_status import NativeStatus, Phase, StateMap, exit_reason
+from jobgate.backends.batch_status import NativeStatus, Phase, StateMap
+from jobgate.backends.outcome import exit_reason
 from jobgate.errors import SchedulerUnavailable, SpecError, SubmitError
 from jobgate.spec import JobRecord, Resources, format_walltime
 from jobgate.states import JobState

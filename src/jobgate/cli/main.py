@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from jobgate.cli import render
+from jobgate.cli.options import json_option, pairs, spec_of, submit_options
 from jobgate.client import Client
-from jobgate.errors import JobgateError, SpecError
+from jobgate.errors import ConfigError, JobgateError, SpecError
 from jobgate.sdk import Gateway, Job
 from jobgate.states import JobState
 
@@ -25,7 +25,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except JobgateError as exc:
-            _fail(str(exc), 2 if isinstance(exc, SpecError) else 1)
+            _fail(str(exc), 2 if isinstance(exc, SpecError | ConfigError) else 1)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KeyboardInterrupt:
@@ -39,16 +39,6 @@ class _Group(click.Group):
 def _fail(message: str, code: int) -> None:
     click.echo(f"jobgate: error: {message}", err=True)
     sys.exit(code)
-
-
-def json_option(f: F) -> F:
-    return click.option(
-        "--json",
-        "as_json",
-        is_flag=True,
-        envvar="JOBGATE_JSON",
-        help="Print JSON instead of a table.",
-    )(f)
 
 
 @click.group(
@@ -85,94 +75,6 @@ def gateway(ctx: click.Context, supervise: bool | None = None) -> Gateway | Clie
     return gw
 
 
-def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SpecError(what, f"{item!r} is not KEY=VALUE")
-        out[key] = value
-    return out
-
-
-def _spec(
-    script: str, args: tuple[str, ...], is_exec: bool, opts: dict[str, Any]
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {"arguments": list(args)}
-    if is_exec:
-        spec["executable"] = script
-    elif script == "-":
-        spec["script"] = sys.stdin.read()
-    else:
-        path = Path(script)
-        if not path.is_file():
-            raise SpecError("script", f"no such file: {script}")
-        spec["script"] = path.read_text()
-        spec.setdefault("name", path.name)
-    resources = {
-        k: v
-        for k, v in {
-            "walltime": opts["time"],
-            "cpus_per_task": opts["cpus"],
-            "memory": opts["mem"],
-            "gpus": opts["gpus"],
-            "nodes": opts["nodes"],
-            "tasks": opts["tasks"],
-            "partition": opts["partition"],
-            "account": opts["account"],
-        }.items()
-        if v is not None
-    }
-    inputs = [dict(zip(("source", "target"), i.split(":", 1), strict=False)) for i in opts["input"]]
-    spec.update(
-        {
-            "destination": opts["dest"],
-            "environment": _pairs(opts["env"], "environment"),
-            "labels": _pairs(opts["label"], "labels"),
-            "input_files": inputs,
-            "output_files": list(opts["output"]),
-            "resources": resources,
-            "directory": opts["workdir"],
-            "idempotency_key": opts["idempotency_key"],
-        }
-    )
-    if opts["name"]:
-        spec["name"] = opts["name"]
-    return {k: v for k, v in spec.items() if v not in (None, [], {})}
-
-
-def submit_options(f: F) -> F:
-    options = [
-        click.argument("script"),
-        click.argument("args", nargs=-1),
-        click.option(
-            "--exec",
-            "is_exec",
-            is_flag=True,
-            help="SCRIPT is an executable to run with ARGS, not a script file.",
-        ),
-        click.option("-d", "--dest", envvar="JOBGATE_DEST", help="Destination name."),
-        click.option("-n", "--name"),
-        click.option("-t", "--time", help="Walltime: 90 (minutes), 1:30:00, 2-00:00:00, 30s."),
-        click.option("-c", "--cpus", type=int, help="CPUs per task."),
-        click.option("--mem", help="Memory: 512M, 32G."),
-        click.option("--gpus", type=int),
-        click.option("--nodes", type=int),
-        click.option("--tasks", type=int),
-        click.option("-p", "--partition", help="Partition or queue."),
-        click.option("-A", "--account"),
-        click.option("-e", "--env", multiple=True, help="K=V (repeatable)."),
-        click.option("-i", "--input", multiple=True, help="File to copy in: SRC[:TARGET]."),
-        click.option("-o", "--output", multiple=True, help="File to collect after the job."),
-        click.option("-l", "--label", multiple=True, help="K=V (repeatable)."),
-        click.option("--workdir", help="Working directory (default: the run directory)."),
-        click.option("--idempotency-key", help="Submitting twice with one key makes one job."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
 @cli.command()
 @submit_options
 @click.option("-w", "--wait", is_flag=True, help="Wait for the job to end; exit with its code.")
@@ -190,7 +92,7 @@ def submit(
 ) -> None:
     """Submit SCRIPT (a file, or - for stdin) and print the job id."""
     gw = gateway(ctx)
-    job = gw.submit(_spec(script, args, is_exec, opts))
+    job = gw.submit(spec_of(script, args, is_exec, opts))
     if wait:
         job.wait()
         _print_job(job, as_json)
@@ -210,7 +112,7 @@ def run(
     ctx: click.Context, /, script: str, args: tuple[str, ...], is_exec: bool, **opts: Any
 ) -> None:
     """Submit SCRIPT, stream its output live, and exit with its exit code."""
-    job = gateway(ctx).submit(_spec(script, args, is_exec, opts))
+    job = gateway(ctx).submit(spec_of(script, args, is_exec, opts))
     try:
         _follow(job)
     except KeyboardInterrupt:
@@ -273,7 +175,7 @@ def ls(
     jobs = gateway(ctx).list(
         state=list(state) or None,
         destination=dest,
-        label=_pairs(label, "labels") or None,
+        label=pairs(label, "labels") or None,
         name=name,
         limit=limit,
     )
@@ -401,12 +303,10 @@ def token() -> None:
 @click.pass_context
 def token_create(ctx: click.Context, user: str, admin: bool, label: str) -> None:
     """Create a token and print it (it is stored only as a hash: keep it)."""
-    from jobgate.store.accounts import Accounts
-
     gw = gateway(ctx, supervise=False)
     if not isinstance(gw, Gateway):
         raise SpecError("server", "create tokens on the server's host (or POST /api/v1/tokens)")
-    click.echo(Accounts(gw.store).create_token(user, admin=admin, label=label))
+    click.echo(gw.service.accounts.create_token_now(user, admin=admin, label=label))
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> No
         where = f" api=http://{host}:{sock.getsockname()[1]}/api/v1" if sock else ""
         log.info(
             "gateway %s running: home=%s store=%s destinations=%s%s",
-            gw.supervisor.gateway_id if gw.supervisor else "-",
+            gw.service.system.gateway_id or "-",
             cfg.home,
             _redact(cfg.database_url),
             ", ".join(cfg.destinations),
@@ -45,7 +45,7 @@ async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> No
 
             server = uvicorn.Server(
                 uvicorn.Config(
-                    create_app(gw),
+                    create_app(gw.service),
                     loop="none",
                     lifespan="off",
                     log_level="warning",

@@ -1,10 +1,10 @@
-"""One backend per destination, built on first use."""
+"""One backend per destination: a scheduler over a transport, built on first use."""
 
 from __future__ import annotations
 
-from jobgate.backends.base import Backend, Outcome, StatusSink
+from jobgate.backends.base import Backend, StatusSink
+from jobgate.backends.outcome import Outcome
 from jobgate.config import Config, Destination
-from jobgate.errors import ConfigError
 from jobgate.spec import JobRecord
 from jobgate.transports.base import Transport
 
@@ -30,51 +30,33 @@ class Backends:
 
     def _build(self, dest: Destination) -> Backend:
         # Imports are lazy: a gateway with only local jobs never loads asyncssh.
-        # Run directories: here for local jobs; outputs of remote ones are collected here.
-        base_dir = local_dir = str(self.config.home / "runs")
-        if dest.scheduler == "local" and dest.transport == "local":
+        # Run directories: here for jobs on this host; outputs of remote ones come here.
+        local_dir = str(self.config.home / "runs")
+        transport = _transport(dest)
+        base_dir = local_dir
+        if dest.transport == "ssh":
+            base_dir = dest.remote_dir or ".jobgate/runs"  # relative: under the remote home
+        if dest.scheduler == "local":
             from jobgate.backends.local import LocalBackend
 
-            return LocalBackend(dest, self.sink, base_dir)
-        if dest.scheduler == "local":
-            raise ConfigError(
-                f"destinations.{dest.name}.scheduler",
-                "use scheduler = 'ssh' to run jobs directly on an SSH host",
-            )
-        transport = self._transport(dest)
-        if dest.transport == "ssh" or dest.scheduler == "ssh":
-            base_dir = dest.remote_dir or ".jobgate/runs"  # relative: under the remote home
-        if dest.scheduler == "ssh":
-            from jobgate.backends.ssh import SSHBackend
+            return LocalBackend(dest, self.sink, base_dir, transport)
+        if dest.scheduler == "process":
+            from jobgate.backends.process import ProcessBackend
 
-            return SSHBackend(dest, self.sink, base_dir, transport, local_base_dir=local_dir)
+            return ProcessBackend(dest, self.sink, base_dir, transport, local_dir)
         from jobgate.backends.batch import BatchBackend
+        from jobgate.backends.batch_scheduler import BatchScheduler
 
+        scheduler: BatchScheduler
         if dest.scheduler == "slurm":
             from jobgate.backends.slurm import SlurmScheduler
 
-            return BatchBackend(
-                dest, self.sink, base_dir, transport, SlurmScheduler(dest), local_dir=local_dir
-            )
-        from jobgate.backends.pbs import PBSScheduler
+            scheduler = SlurmScheduler(dest)
+        else:
+            from jobgate.backends.pbs import PBSScheduler
 
-        return BatchBackend(
-            dest, self.sink, base_dir, transport, PBSScheduler(dest), local_dir=local_dir
-        )
-
-    @staticmethod
-    def _transport(dest: Destination) -> Transport:
-        if dest.transport == "ssh" or dest.scheduler == "ssh":
-            if not dest.host:
-                raise ConfigError(
-                    f"destinations.{dest.name}.host", "an SSH destination needs a host"
-                )
-            from jobgate.transports.ssh import SSHTransport
-
-            return SSHTransport(dest)
-        from jobgate.transports.local import LocalTransport
-
-        return LocalTransport()
+            scheduler = PBSScheduler(dest)
+        return BatchBackend(dest, self.sink, base_dir, transport, scheduler, local_dir)
 
     def built(self) -> list[Backend]:
         return list(self._built.values())
@@ -82,3 +64,13 @@ class Backends:
     async def close(self) -> None:
         for backend in self._built.values():
             await backend.close()
+
+
+def _transport(dest: Destination) -> Transport:
+    if dest.transport == "ssh":
+        from jobgate.transports.ssh import SSHTransport
+
+        return SSHTransport(dest)
+    from jobgate.transports.local import LocalTransport
+
+    return LocalTransport()

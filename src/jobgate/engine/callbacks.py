@@ -1,147 +1,46 @@
-"""Callback delivery: every state change of a job with a `callback_url` is POSTed there,
+"""Callback delivery: every state change of a job with a `callback_url` is sent there,
 signed with the owner's secret, from the outbox table (see store/outbox.py).
 
 At least once, in order per job, with exponential back-off for `max_age_s` (24 h by
 default): all state is in the table, so deliveries survive restarts and are shared by
 several gateways on one PostgreSQL. Receivers drop duplicates by event id. The wire
-format and how to verify a signature are in docs/callbacks.md.
+format is jobgate's own (views.jobgate_format) unless the job carries a `compat` label
+naming a format a door registered (`register_format`, or the entry point group
+`jobgate.callback_formats`): the engine never imports a door.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
-import hashlib
-import hmac
-import ipaddress
-import json
 import logging
 import random
-import socket
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from importlib.metadata import entry_points
 
 import httpx
 
 from jobgate.config import CallbackSettings, Config
+from jobgate.engine.addresses import AddressPolicy, Refused, Unreachable
 from jobgate.errors import NotFoundError
-from jobgate.spec import JobEvent, JobRecord
-from jobgate.states import JobState
-from jobgate.store import Store
+from jobgate.signatures import sign
+from jobgate.store import AsyncStore
 from jobgate.store.accounts import Accounts
 from jobgate.store.outbox import Claim, Outbox
+from jobgate.version import __version__
+from jobgate.views import COMPAT_LABEL, Announcement, CallbackFormat, jobgate_format
 
 log = logging.getLogger(__name__)
-# Jobs from a drop-in API carry compat=<its name>: their receivers expect its format.
-COMPAT_LABEL = "compat"
+FORMATS_GROUP = "jobgate.callback_formats"
 POLL_S = 0.5  # how often the outbox is looked at when nothing woke us
 # Every commit wakes us, jobs with callbacks or not: look once per burst, not per commit
 # (a query per wake was 5% of a 1,000-job local run without any callback).
 COALESCE_S = 0.02
 LEASE_SLACK_S = 30.0  # a claim outlives its attempt by this much (DNS, store writes)
 STOP_GRACE_S = 5.0  # on close, attempts under way get this long to finish
-SIGNATURE_TOLERANCE_S = 300  # what docs/callbacks.md tells receivers to accept
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-# -- signatures ------------------------------------------------------------------------------
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """`sha256=` + hex HMAC-SHA256 over `{timestamp}.{body}`: the timestamp is signed too,
-    so a captured request cannot be replayed later with a fresh one."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
-
-
-def verify(
-    secret: str,
-    timestamp: str,
-    body: bytes,
-    signature: str,
-    *,
-    now: float | None = None,
-    tolerance_s: float = SIGNATURE_TOLERANCE_S,
-) -> bool:
-    """What a receiver does (in Python): signature valid and timestamp recent."""
-    try:
-        stamp = int(timestamp)
-    except ValueError:
-        return False
-    if abs((time.time() if now is None else now) - stamp) > tolerance_s:
-        return False
-    return hmac.compare_digest(sign(secret, stamp, body), signature)
-
-
-# -- which addresses may be called -------------------------------------------------------------
-
-
-class Refused(Exception):
-    """The URL may not be called: the row fails at once and nothing is sent."""
-
-
-class Unreachable(Exception):
-    """Not now (e.g. DNS failed): try again later."""
-
-
-class AddressPolicy:
-    """Public addresses are allowed; loopback, private, link-local, multicast, reserved
-    and other non-global ones only if the host (glob) or address (IP/CIDR) is listed.
-    Every address the name resolves to must pass, and the request then goes to those
-    very addresses, so DNS cannot answer differently between check and connect."""
-
-    def __init__(self, allowed_hosts: Sequence[str]) -> None:
-        self._globs: list[str] = []
-        self._nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        for entry in allowed_hosts:
-            try:
-                self._nets.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                self._globs.append(entry.lower())
-
-    def refusal(self, host: str, ip: IPAddress) -> str | None:
-        """Why `ip` (an address of `host`) may not be called, or None if it may."""
-        if any(fnmatch.fnmatchcase(host.lower(), g) for g in self._globs):
-            return None
-        if any(ip.version == net.version and ip in net for net in self._nets):
-            return None
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
-        if ip.is_global and not ip.is_multicast:
-            return None
-        return f"{ip} ({_kind(ip)} address) is not in callbacks.allowed_hosts"
-
-    async def addresses(self, url: httpx.URL) -> list[str]:
-        """The addresses to connect to, after checking every one of them."""
-        host = url.raw_host.decode("ascii")  # IDNA-encoded, as DNS and TLS want it
-        if not host:
-            raise Refused(f"refused, not sent: no host in {url}")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            raise Unreachable(f"cannot resolve {host!r}: {exc}") from None
-        found = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
-        for ip in found:
-            reason = self.refusal(host, ip)
-            if reason is not None:
-                raise Refused(f"refused, not sent: {host} -> {reason}")
-        return [str(ip) for ip in found]
-
-
-def _kind(ip: IPAddress) -> str:
-    # Most specific first: Python counts link-local, reserved, ... as private too.
-    for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
-        if getattr(ip, f"is_{kind}"):
-            return kind.replace("_", "-")
-    return "non-public"
 
 
 # -- retries -----------------------------------------------------------------------------------
@@ -167,20 +66,43 @@ class _Result:
         return self.status is not None and 200 <= self.status < 300
 
 
+# -- formats ---------------------------------------------------------------------------------
+
+
+class Formats:
+    """Callback formats by name: registered by doors, else found by entry point."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, CallbackFormat] = {}
+        self._looked: set[str] = set()
+
+    def register(self, name: str, builder: CallbackFormat) -> None:
+        self._known[name] = builder
+
+    def get(self, name: str | None) -> CallbackFormat:
+        if name is None:
+            return jobgate_format
+        if name not in self._known and name not in self._looked:
+            self._looked.add(name)
+            for ep in entry_points(group=FORMATS_GROUP, name=name):
+                self._known[name] = ep.load()
+        return self._known.get(name, jobgate_format)
+
+
 # -- the dispatcher ------------------------------------------------------------------------------
 
 
 class CallbackDispatcher:
-    """Claims due outbox rows and POSTs them; one per job at a time, many jobs at once."""
+    """Claims due outbox rows and sends them; one per job at a time, many jobs at once."""
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, db: AsyncStore) -> None:
         self.settings = config.callbacks
-        self.store = store
-        self.outbox = Outbox(store)
-        self.accounts = Accounts(store)
+        self.db = db
+        self.outbox = Outbox(db.sync)
+        self.accounts = Accounts(db.sync)
         self.policy = AddressPolicy(self.settings.allowed_hosts)
-        # Deliveries by outcome (delivered, retry, failed, refused): share this dict as
-        # ApiContext.metrics.callbacks to publish them on /metrics.
+        self.formats = Formats()
+        # Deliveries by outcome (delivered, retry, failed, refused, skipped): /metrics.
         self.outcomes: defaultdict[str, int] = defaultdict(int)
         self._client: httpx.AsyncClient | None = None
         self._wake: asyncio.Event | None = None
@@ -189,8 +111,6 @@ class CallbackDispatcher:
         self._closing = False
 
     async def start(self) -> None:
-        from jobgate import __version__  # here: the package imports this module
-
         self._wake = asyncio.Event()
         self._client = httpx.AsyncClient(
             timeout=self.settings.timeout_s,
@@ -226,7 +146,7 @@ class CallbackDispatcher:
         while not self._closing:
             self._wake.clear()
             try:
-                self._claim_some()
+                await self._claim_some()
             except Exception as exc:  # the store is busy or down: try again next poll
                 log.warning("callback outbox pass failed: %s", exc)
             # Not wait_for: on 3.11 it swallows a cancel that lands as the event is set
@@ -236,13 +156,13 @@ class CallbackDispatcher:
                     await self._wake.wait()
                 await asyncio.sleep(COALESCE_S)
 
-    def _claim_some(self) -> None:
+    async def _claim_some(self) -> None:
         free = self.settings.concurrency - len(self._inflight)
         now = time.time()
-        if free <= 0 or not self.outbox.any_due(now):
+        if free <= 0 or not await self.db.read(self.outbox.any_due, now):
             return
         lease = self.settings.timeout_s + LEASE_SLACK_S
-        for claim in self.outbox.claim(now, lease, free):
+        for claim in await self.db.write(self.outbox.claim, now, lease, free):
             task = asyncio.create_task(self._deliver(claim), name=f"callback-{claim.id}")
             self._inflight.add(task)
             task.add_done_callback(self._done)
@@ -268,16 +188,24 @@ class CallbackDispatcher:
         except Exception as exc:
             log.exception("callback %s failed unexpectedly", claim.id)
             result = _Result(error=f"internal error: {exc}")
-        self._record_safely(claim, result)
+        await self._record_safely(claim, result)
 
-    async def _attempt(self, claim: Claim) -> _Result:
+    async def _announcement(self, claim: Claim) -> Announcement | _Result:
         try:
-            job = self.store.get(claim.job_id)
+            job = await self.db.read(self.db.sync.get, claim.job_id)
         except NotFoundError:
             return _Result(error="the job no longer exists", final=True, sent=False)
-        event = self.outbox.event(claim.event_seq)
+        event = await self.db.read(self.outbox.event, claim.event_seq)
         if event is None:
             return _Result(error="the event no longer exists", final=True, sent=False)
+        sequence = await self.db.read(self.outbox.sequence, claim)
+        before = await self.db.read(self.outbox.previous_state, claim)
+        return Announcement(f"{claim.job_id}:{claim.event_seq}", sequence, job, event, before)
+
+    async def _attempt(self, claim: Claim) -> _Result:
+        found = await self._announcement(claim)
+        if isinstance(found, _Result):
+            return found
         try:
             url = httpx.URL(claim.url)
             addresses = await self.policy.addresses(url)
@@ -287,22 +215,19 @@ class CallbackDispatcher:
             return _Result(error=str(exc), final=True, sent=False)
         except Unreachable as exc:
             return _Result(error=str(exc))
-        method, body = "POST", _body(claim, self.outbox.sequence(claim), job, event)
-        if job.labels.get(COMPAT_LABEL) == "joblauncher":
-            method, status = "PUT", _joblauncher_status(job, event.type)
-            before = self.outbox.previous_state(claim)
-            if before is not None and _joblauncher_status(job, before)["state"] == status["state"]:
-                return _Result(skip=f"not sent: joblauncher state {status['state']} again")
-            body = json.dumps(status, separators=(",", ":")).encode()
+        delivery = self.formats.get(found.job.labels.get(COMPAT_LABEL))(found)
+        if delivery is None:
+            return _Result(skip="not sent: its receiver would learn nothing new")
         stamp = int(time.time())
+        secret = await self.db.write(self._secret, found.job.owner)
         headers = {
             "Content-Type": "application/json",
             "Host": url.netloc.decode("ascii"),  # the name, though we connect to an address
-            "X-Jobgate-Event-Id": f"{claim.job_id}:{claim.event_seq}",
+            "X-Jobgate-Event-Id": found.event_id,
             "X-Jobgate-Timestamp": str(stamp),
-            "X-Jobgate-Signature": sign(self._secret(job.owner), stamp, body),
+            "X-Jobgate-Signature": sign(secret, stamp, delivery.body),
         }
-        return await self._send(method, url, addresses, headers, body)
+        return await self._send(delivery.method, url, addresses, headers, delivery.body)
 
     async def _send(
         self,
@@ -344,9 +269,9 @@ class CallbackDispatcher:
 
     # -- results ---------------------------------------------------------------------------------
 
-    def _record_safely(self, claim: Claim, result: _Result) -> None:
+    async def _record_safely(self, claim: Claim, result: _Result) -> None:
         try:
-            outcome = self._record(claim, result)
+            outcome = await self.db.write(self._record, claim, result)
         except Exception as exc:  # the lease runs out and the row is tried again
             log.warning("recording callback %s failed: %s", claim.id, exc)
             return
@@ -380,26 +305,3 @@ class CallbackDispatcher:
         if outcome not in ("delivered", "skipped"):
             log.info("callback %s for job %s: %s", claim.id, claim.job_id, result.error)
         return outcome
-
-
-def _body(claim: Claim, sequence: int, job: JobRecord, event: JobEvent) -> bytes:
-    # The public views, as the API shows them; imported here because jobgate.api imports
-    # the SDK, which imports this module.
-    from jobgate.api.schemas import EventOut, JobOut
-
-    payload = {
-        "event_id": f"{claim.job_id}:{claim.event_seq}",
-        "sequence": sequence,
-        "job": JobOut.of(job).model_dump(mode="json"),
-        "event": EventOut.of(event).model_dump(mode="json"),
-    }
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def _joblauncher_status(job: JobRecord, state: str) -> dict[str, Any]:
-    """joblauncher's JobStatusResponse as of a change to `state`: the body its clients
-    expect PUT to their status_callback_url (exit code and reason once final)."""
-    from jobgate.api.compat.joblauncher import status_of  # see _body
-
-    at = JobState(state)
-    return status_of(job if at.final else job.model_copy(update={"state": at, "exit_code": None}))

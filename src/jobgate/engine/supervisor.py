@@ -2,7 +2,8 @@
 report into guarded state changes (batched: one commit for many jobs), stops jobs on
 request, and on start re-attaches to every unfinished job.
 
-State lives in the store, never only here: a `kill -9` loses nothing.
+State lives in the store, never only here: a `kill -9` loses nothing. Every store call
+goes through AsyncStore, so the loop never waits on a lock or a round trip.
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ import logging
 import resource
 import socket
 import threading
-import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from jobgate.backends.base import Backend, Outcome, Submitted
-from jobgate.backends.local import process_start
+from jobgate.backends.base import Backend, Submitted
+from jobgate.backends.outcome import Outcome, ended
 from jobgate.config import Config, Destination
 from jobgate.engine.backends import Backends
+from jobgate.engine.liveness import live_gateways
 from jobgate.errors import FatalError, JobgateError, TransientError
 from jobgate.ids import new_id
 from jobgate.spec import JobRecord
 from jobgate.states import FINAL_STATES, JobState
-from jobgate.store import Store, Transition
+from jobgate.store import AsyncStore, Transition
 
 log = logging.getLogger(__name__)
 S = JobState
@@ -33,34 +35,30 @@ CLAIM_BATCH = 100  # jobs claimed per transaction
 TICK_S = 0.25  # how often other processes' submissions and cancels are looked for
 HEARTBEAT_S = 5.0
 ADMIT_DELAY_S = 0.001
-LEASE_S = 15.0  # a supervisor silent this long is dead: its jobs are adopted
-
-
-def live_gateways(store: Store) -> list[str]:
-    """Ids of supervisors alive now: a fresh heartbeat, and on this host a live pid too
-    (so a restart after kill -9 adopts at once instead of waiting out the lease)."""
-    now, here = time.time(), socket.gethostname()
-    alive = []
-    for g in store.gateways():
-        if now - g.heartbeat_at > LEASE_S:
-            continue
-        if g.host == here and process_start(g.pid) is None:
-            continue
-        alive.append(g.id)
-    return alive
+RETRY_MAX_S = 60.0
+_STAGING_IN = frozenset({S.STAGING_IN})
 
 
 class Supervisor:
     def __init__(
-        self, config: Config, store: Store, on_change: Callable[[list[str]], None] | None = None
+        self,
+        config: Config,
+        db: AsyncStore,
+        on_change: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.config = config
-        self.store = store
+        self.db = db
+        self.store = db.sync
         self.backends = Backends(config, sink=self)
         self.gateway_id = new_id()
-        self._on_change = on_change or (lambda ids: None)
+        self.on_change = on_change or (lambda ids: None)
+        # Transitions that did not take (the job had moved on, e.g. cancelled while a
+        # report of it running was on its way): counted and logged with the job id.
+        self.refused: Counter[str] = Counter()
         self._pending: list[Transition] = []
-        self._flush_handle: asyncio.Handle | None = None
+        self._notes: list[tuple[str, str, str, dict[str, Any]]] = []
+        self._flushing: asyncio.Future[None] | None = None
+        self._flush_lock = asyncio.Lock()
         self._stopping: set[str] = set()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -78,7 +76,7 @@ class Supervisor:
         _raise_fd_limit()  # one pidfd per running local job
         self._wake = asyncio.Event()
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
-        self.store.heartbeat(self.gateway_id, socket.gethostname())
+        await self.db.write(self.store.heartbeat, self.gateway_id, socket.gethostname())
         for dest in self.config.destinations.values():
             await self.backends.get(dest.name).start()
         await self._adopt()
@@ -93,9 +91,9 @@ class Supervisor:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._flush()
+        await self.flush()  # one try: a store that is down now keeps nothing from closing
         await self.backends.close()
-        self.store.release(self.gateway_id)
+        await self.db.write(self.store.release, self.gateway_id)
 
     def wake(self) -> None:
         """Look for work now; callable from any thread."""
@@ -109,7 +107,7 @@ class Supervisor:
     async def _run(self) -> None:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
-        beat = scan = 0.0
+        beat = scan = loop.time()
         while not self._closing:
             self._wake.clear()
             try:
@@ -120,9 +118,9 @@ class Supervisor:
                 if self._stop_wanted or loop.time() - scan > TICK_S:
                     self._stop_wanted, scan = False, loop.time()
                     for dest in self.config.destinations.values():
-                        self._scan_stops(dest)
+                        await self._scan_stops(dest)
                 if loop.time() - beat > HEARTBEAT_S:
-                    self.store.heartbeat(self.gateway_id, socket.gethostname())
+                    await self.db.write(self.store.heartbeat, self.gateway_id, socket.gethostname())
                     await self._adopt()  # another supervisor may have died
                     beat = loop.time()
             except JobgateError as exc:  # the store is busy or down: try again next tick
@@ -144,29 +142,37 @@ class Supervisor:
         if now < self._paused.get(dest.name, (0.0, 0.0))[0]:
             return False  # the scheduler failed transiently: wait out the back-off
         # Full: each submission wakes us, but only a job ending frees a slot. Ours clear
-        # this at once (_flush); other processes' are seen within a tick.
+        # this at once (flush); other processes' are seen within a tick.
         if now - self._full.get(dest.name, -TICK_S) < TICK_S:
             return False
-        if self.store.active_count(dest.name) >= dest.capacity:  # unlocked: a cheap read
+        if await self.db.read(self.store.active_count, dest.name) >= dest.capacity:
             self._full[dest.name] = now
             return False
         self._full.pop(dest.name, None)
-        claimed = self.store.claim(dest.name, dest.capacity, CLAIM_BATCH, self.gateway_id)
+        backend = self.backends.get(dest.name)
+        claimed = await self.db.write(
+            self.store.claim,
+            dest.name,
+            dest.capacity,
+            CLAIM_BATCH,
+            self.gateway_id,
+            backend.known_base,  # once known: the run dirs are named at admission
+        )
         if claimed:
-            backend = self.backends.get(dest.name)
             await asyncio.gather(*(self._submit(backend, job) for job in claimed))
-            self._flush()
+            await self.flush()
         return len(claimed) == CLAIM_BATCH
 
     def _pause(self, destination: str) -> float:
         """Back off from a destination whose scheduler failed: 1 s, doubling, at most 60 s."""
         _, last = self._paused.get(destination, (0.0, 0.0))
-        delay = min(60.0, max(1.0, last * 2))
+        delay = min(RETRY_MAX_S, max(1.0, last * 2))
         self._paused[destination] = (asyncio.get_running_loop().time() + delay, delay)
         return delay
 
     async def _submit(self, backend: Backend, job: JobRecord) -> None:
         try:
+            job = await backend.placed(job)
             sub = await backend.submit(job)
         except TransientError as exc:  # not the job's fault: back to the queue, retried later
             delay = self._pause(job.destination)
@@ -185,14 +191,18 @@ class Supervisor:
         self._record_submitted(job, sub)
 
     def note(self, job_id: str, type_: str, message: str) -> None:
-        """An event that is not a state change (a backend's word on a job)."""
-        try:
-            self.store.add_event(job_id, type_, message)
-        except JobgateError as exc:
-            log.warning("could not record %s for %s: %s", type_, job_id, exc)
+        """An event that is not a state change (a backend's word on a job): written with
+        the next batch of changes."""
+        self._notes.append((job_id, type_, message, {}))
+        self._flush_later()
 
     def _record_submitted(self, job: JobRecord, sub: Submitted) -> JobRecord:
-        fields = {"native_id": sub.native_id, "host": sub.host, "backend_data": sub.data}
+        fields = {
+            "native_id": sub.native_id,
+            "host": sub.host,
+            "backend_data": sub.data,
+            "run_dir": job.run_dir,
+        }
         state = S.RUNNING if sub.running else S.SUBMITTED
         self._queue(Transition(job.id, state, f"native id {sub.native_id}", fields=fields))
         return job.model_copy(update={**fields, "state": state})
@@ -201,58 +211,86 @@ class Supervisor:
 
     def report(self, job: JobRecord, outcome: Outcome) -> None:
         """Called by backends (in the loop) when a job starts running or ends."""
-        job_id = job.id
         fields = {"exit_code": outcome.exit_code, "reason": outcome.reason}
         if outcome.host:
             fields["host"] = outcome.host
         if outcome.state == S.RUNNING:
-            self._queue(Transition(job_id, S.RUNNING, data=outcome.data, fields=fields))
+            self._queue(Transition(job.id, S.RUNNING, data=outcome.data, fields=fields))
             return
         if job.spec.output_files and outcome.state != S.LOST:
-            self._queue(Transition(job_id, S.STAGING_OUT, data=outcome.data, fields=fields))
+            self._queue(Transition(job.id, S.STAGING_OUT, data=outcome.data, fields=fields))
             self._spawn(self._stage_out(job, outcome))
             return
-        message = outcome.reason or ""
-        self._queue(Transition(job_id, outcome.state, message, outcome.data, fields))
+        self._queue(Transition(job.id, outcome.state, outcome.reason or "", outcome.data, fields))
 
     async def _stage_out(self, job: JobRecord, outcome: Outcome) -> None:
-        try:
-            missing = await self.backends.get(job.destination).stage_out(job)
-        except JobgateError as exc:
-            missing, outcome = [], Outcome(S.FAILED, outcome.exit_code, f"stage out: {exc}")
+        """Collect the outputs, through transient errors (backing off: the outputs of a job
+        that is done must not be lost to a hiccup), then the end state."""
+        backend, delay = self.backends.get(job.destination), 1.0
+        while True:
+            try:
+                missing = await backend.stage_out(job)
+                break
+            except TransientError as exc:
+                if delay == 1.0:
+                    self.note(job.id, "stage_out_retry", f"stage-out: {exc}; retrying")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+            except JobgateError as exc:
+                missing, outcome = [], Outcome(S.FAILED, outcome.exit_code, f"stage out: {exc}")
+                break
         state, reason = outcome.state, outcome.reason
         if missing:
-            self.store.add_event(job.id, "warning", f"missing output files: {', '.join(missing)}")
+            listed = ", ".join(missing)
+            self.note(job.id, "warning", f"missing output files: {listed}")
             if state == S.COMPLETED:
-                state, reason = S.FAILED, f"missing output files: {', '.join(missing)}"
+                state, reason = S.FAILED, f"missing output files: {listed}"
         fields = {"exit_code": outcome.exit_code, "reason": reason}
         self._queue(Transition(job.id, state, reason or "", fields=fields))
 
     def _queue(self, transition: Transition) -> None:
         self._pending.append(transition)
-        if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+        self._flush_later()
 
-    def _flush(self) -> None:
-        """Write every queued change in one transaction."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
+    def _flush_later(self) -> None:
+        if self._flushing is None:
+            self._flushing = asyncio.ensure_future(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
         try:
-            took = self.store.apply(batch)
-        except JobgateError as exc:  # keep them for the next try: nothing is lost
-            log.warning("store write failed, retrying: %s", exc)
-            self._pending[:0] = batch
-            self._flush_handle = asyncio.get_running_loop().call_later(0.5, self._flush)
-            return
+            await asyncio.sleep(0)  # what this loop pass reports joins the batch
+            await self.flush()
+        finally:
+            self._flushing = None
+
+    async def flush(self) -> None:
+        """Write every queued change and note, a batch per transaction, in order (one
+        flush at a time: a later batch must never overtake an earlier one)."""
+        async with self._flush_lock:
+            while self._pending or self._notes:
+                batch, self._pending = self._pending, []
+                notes, self._notes = self._notes, []
+                try:
+                    took = await self.db.write(self.store.apply, batch, notes)
+                except JobgateError as exc:  # keep them for the next try: nothing is lost
+                    log.warning("store write failed, retrying: %s", exc)
+                    self._pending[:0], self._notes[:0] = batch, notes
+                    if self._closing:
+                        return
+                    await asyncio.sleep(0.5)
+                    continue
+                self._applied(batch, took)
+
+    def _applied(self, batch: list[Transition], took: list[bool]) -> None:
         moved = [t for t, ok in zip(batch, took, strict=True) if ok]
-        self._on_change([t.job_id for t in moved])
-        ended = [t.job_id for t in moved if t.to in FINAL_STATES]
-        if ended:
-            self._stopping.difference_update(ended)
+        for t, ok in zip(batch, took, strict=True):
+            if not ok:
+                self.refused[t.to.value] += 1
+                log.info("job %s: the move to %s did not take (it had moved on)", t.job_id, t.to)
+        self.on_change([t.job_id for t in moved])
+        ended_ids = [t.job_id for t in moved if t.to in FINAL_STATES]
+        if ended_ids:
+            self._stopping.difference_update(ended_ids)
             self._full.clear()
             self.wake()  # capacity was freed
 
@@ -263,10 +301,11 @@ class Supervisor:
         self._stop_wanted = True
         self.wake()
 
-    def _scan_stops(self, dest: Destination) -> None:
-        for job_id, reason in self.store.stop_requests(dest.name, self.gateway_id):
+    async def _scan_stops(self, dest: Destination) -> None:
+        requests = await self.db.read(self.store.stop_requests, dest.name, self.gateway_id)
+        for job_id, reason in requests:
             if job_id not in self._stopping:
-                job = self.store.get(job_id)
+                job = await self.db.read(self.store.get, job_id)
                 if job.state == S.STAGING_IN:
                     continue  # being handed over: stopped once it has a native id
                 self._stopping.add(job_id)
@@ -275,53 +314,52 @@ class Supervisor:
     # -- recovery -------------------------------------------------------------------------
 
     async def _adopt(self) -> None:
-        live = live_gateways(self.store)
+        live = await self.db.read(live_gateways, self.store)
         for dest in self.config.destinations.values():
             backend = self.backends.get(dest.name)
             host = socket.gethostname() if backend.host_bound else None
-            jobs, orphaned = self.store.adopt(dest.name, self.gateway_id, live, host)
+            jobs, orphaned = await self.db.write(
+                self.store.adopt, dest.name, self.gateway_id, live, host
+            )
             if orphaned:
                 note = "re-attached: the gateway that watched this job stopped without notice"
-                self.store.add_events([(i, "recovery", note, {}) for i in sorted(orphaned)])
+                items: list[tuple[str, str, str, dict[str, Any]]] = [
+                    (i, "recovery", note, {}) for i in sorted(orphaned)
+                ]
+                await self.db.write(self.store.add_events, items)
             if jobs:
                 await self._recover(backend, jobs)
 
     async def _recover(self, backend: Backend, jobs: list[JobRecord]) -> None:
         for job in jobs:
             if job.state == S.STAGING_OUT:
-                outcome = Outcome(_end_state(job), job.exit_code, job.reason)
+                state = S.COMPLETED if job.exit_code == 0 else S.FAILED
+                outcome = ended(job.exit_code, job.stop_reason, state=state, reason=job.reason)
                 self._spawn(self._stage_out(job, outcome))
-                continue
-            if job.state == S.STAGING_IN:
-                try:
-                    found = await backend.find(job)
-                except TransientError as exc:  # cannot tell yet: leave it for the next pass
-                    log.warning("cannot look for %s yet: %s", job.id, exc)
-                    self.store.release_jobs([job.id])
-                    continue
-                if found is None:  # never handed over: safe to submit now
-                    await self._submit(backend, job)
-                    continue
-                await backend.attach(self._record_submitted(job, found))
-                continue
-            await backend.attach(job)
-        self._flush()
+            elif job.state == S.STAGING_IN:
+                await self._recover_handover(backend, job)
+            else:
+                await backend.attach(job)
+        await self.flush()
+
+    async def _recover_handover(self, backend: Backend, job: JobRecord) -> None:
+        """A job caught between admission and its native id: find it, or submit it."""
+        try:
+            job = await backend.placed(job)
+            found = await backend.find(job)
+        except TransientError as exc:  # cannot tell yet: leave it for the next pass
+            log.warning("cannot look for %s yet: %s", job.id, exc)
+            await self.db.write(self.store.release_jobs, [job.id])
+            return
+        if found is None:  # never handed over: safe to submit now
+            await self._submit(backend, job)
+        else:
+            await backend.attach(self._record_submitted(job, found))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-_STAGING_IN = frozenset({S.STAGING_IN})
-
-
-def _end_state(job: JobRecord) -> JobState:
-    if job.stop_reason == "cancel":
-        return S.CANCELLED
-    if job.stop_reason == "timeout":
-        return S.TIMEOUT
-    return S.COMPLETED if job.exit_code == 0 else S.FAILED
 
 
 def _raise_fd_limit() -> None:

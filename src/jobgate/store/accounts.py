@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -13,17 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from jobgate.errors import NotFoundError
 from jobgate.store.store import Store
 from jobgate.store.tables import tokens, users
+from jobgate.users import User
 
 TOKEN_PREFIX = "jg_"  # noqa: S105 - a prefix, not a secret
 AUTH_CACHE_S = 10.0  # a token's user is remembered this long (one query per request cost 20%)
 _AUTH_CACHE_MAX = 10_000
-
-
-@dataclass(frozen=True)
-class User:
-    name: str
-    admin: bool
-    callback_secret: str
 
 
 def hash_token(token: str) -> str:
@@ -37,7 +30,7 @@ class Accounts:
 
     def ensure_user(self, name: str, admin: bool = False) -> User:
         """Create the user if new; an existing user is made admin if asked (never demoted)."""
-        with self.store._write() as conn:
+        with self.store.writing() as conn:
             try:
                 with conn.begin_nested():
                     conn.execute(
@@ -56,7 +49,7 @@ class Accounts:
         return self.user(name)
 
     def user(self, name: str) -> User:
-        with self.store._read() as conn:
+        with self.store.reading() as conn:
             row = conn.execute(select(users).where(users.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no user {name!r}")
@@ -66,7 +59,7 @@ class Accounts:
         """A new token for `user` (created if needed); the only time the token is seen."""
         self.ensure_user(user, admin)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        with self.store._write() as conn:
+        with self.store.writing() as conn:
             conn.execute(
                 insert(tokens),
                 {
@@ -78,24 +71,25 @@ class Accounts:
             )
         return token
 
+    def cached(self, token: str) -> User | None:
+        """The token's user if it was looked up in the last AUTH_CACHE_S (keyed by hash,
+        so no token is kept in memory); no query."""
+        known = self._known.get(hash_token(token))
+        return known[1] if known is not None and known[0] > time.monotonic() else None
+
     def authenticate(self, token: str) -> User | None:
-        """The token's user. Valid tokens are remembered for AUTH_CACHE_S (keyed by hash,
-        so no token is kept in memory); unknown ones are always looked up."""
+        """The token's user, looked up and remembered (unknown tokens are not)."""
         digest = hash_token(token)
-        now = time.monotonic()
-        known = self._known.get(digest)
-        if known is not None and known[0] > now:
-            return known[1]
         user = self._lookup(digest)
         if user is not None:
             if len(self._known) >= _AUTH_CACHE_MAX:
                 self._known.clear()
-            self._known[digest] = (now + AUTH_CACHE_S, user)
+            self._known[digest] = (time.monotonic() + AUTH_CACHE_S, user)
         return user
 
     def _lookup(self, digest: str) -> User | None:
         # Looking up the hash leaks nothing useful: an attacker cannot choose hash prefixes.
-        with self.store._read() as conn:
+        with self.store.reading() as conn:
             row = conn.execute(
                 select(users)
                 .join(tokens, tokens.c.user == users.c.name)

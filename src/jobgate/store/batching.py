@@ -2,17 +2,15 @@
 reads by id. Under 64 concurrent requests this turns one transaction (or round trip) per
 request into one per few dozen; each caller is answered once its batch is done.
 
-Threaded (PostgreSQL): a batch runs in the batcher's worker thread while the event loop
-reads more requests, which form the next batch. Inline (SQLite, in-process and ~2 ms a
-batch): the batch runs on the loop, after the loop's current pass, whose requests join
-it; a thread measured slower there (~10 ms a batch, waiting for the GIL).
+The batch waits one pass of the event loop, so that pass's requests join it; while it
+runs (off the loop, through AsyncStore, for a write or a PostgreSQL read) the next batch
+gathers.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -20,17 +18,14 @@ R = TypeVar("R")
 
 
 class Batcher(Generic[T, R]):
-    """`await batcher(item)` -> `run(items)[i]`, with `run` called for all items pending
-    when it starts, one batch at a time (so batches run in order)."""
+    """`await batcher(item)` -> `(await run(items))[i]`, with `run` called for all items
+    pending when it starts, one batch at a time (so batches run in order)."""
 
-    def __init__(
-        self, run: Callable[[list[T]], Sequence[R]], name: str, threaded: bool = True
-    ) -> None:
+    def __init__(self, run: Callable[[list[T]], Awaitable[Sequence[R]]], name: str) -> None:
         self._run = run
         self._name = name
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._drain: asyncio.Task[None] | None = None
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix=name) if threaded else None
 
     async def __call__(self, item: T) -> R:
         """The item's result; or what `run` raised, for every item of its batch."""
@@ -41,18 +36,12 @@ class Batcher(Generic[T, R]):
         return await fut  # a caller cancelled (client gone) cancels only its own future
 
     async def _run_all(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._pending:
-                if self._thread is None:
-                    await asyncio.sleep(0)  # the rest of this loop pass's requests join
+                await asyncio.sleep(0)  # the rest of this loop pass's requests join
                 batch, self._pending = self._pending, []
-                items = [item for item, _ in batch]
                 try:
-                    if self._thread is None:
-                        results = self._run(items)
-                    else:
-                        results = await loop.run_in_executor(self._thread, self._run, items)
+                    results = await self._run([item for item, _ in batch])
                 except Exception as exc:  # every caller of the batch hears it
                     for _, fut in batch:
                         if not fut.done():
@@ -63,7 +52,3 @@ class Batcher(Generic[T, R]):
                             fut.set_result(result)
         finally:
             self._drain = None
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)

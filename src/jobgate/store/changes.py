@@ -234,7 +234,13 @@ def active_count(conn: Connection, destination: str) -> int:
 
 
 def claim(
-    conn: Connection, destination: str, capacity: int, limit: int, gateway_id: str, now: float
+    conn: Connection,
+    destination: str,
+    capacity: int,
+    limit: int,
+    gateway_id: str,
+    base_dir: str | None,
+    now: float,
 ) -> list[Row[Any]]:
     """Inside a transaction that holds the destination's lock (see Store.claim)."""
     free = min(limit, capacity - active_count(conn, destination))
@@ -256,9 +262,10 @@ def claim(
     for job_id in ids:
         row = run(
             conn,
-            "UPDATE jobs SET state = 'STAGING_IN', gateway_id = :g, updated_at = "
-            ":now WHERE id = :id AND state = 'QUEUED' RETURNING *",
-            {"g": gateway_id, "now": now, "id": job_id},
+            "UPDATE jobs SET state = 'STAGING_IN', gateway_id = :g, updated_at = :now, "
+            "run_dir = coalesce(run_dir, :base || '/' || id) "
+            "WHERE id = :id AND state = 'QUEUED' RETURNING *",
+            {"g": gateway_id, "now": now, "id": job_id, "base": base_dir},
         ).first()
         if row is not None:
             claimed.append(row)

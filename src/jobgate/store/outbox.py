@@ -1,5 +1,5 @@
 """The callback outbox: rows are written by the store with each state change (see
-Store._event); this module reads and updates them for delivery.
+changes.add_events); this module reads and updates them for delivery.
 
 A row is claimed by moving its `next_attempt_at` to the end of a lease and counting the
 attempt, in one guarded UPDATE. The claimed row is then not due for anyone else until
@@ -17,7 +17,8 @@ from sqlalchemy import ColumnElement, and_, exists, func, select, update
 
 from jobgate.spec import JobEvent
 from jobgate.states import JobState
-from jobgate.store.store import Store, event_of
+from jobgate.store.rows import event_of
+from jobgate.store.store import Store
 from jobgate.store.tables import callbacks, job_events
 
 PENDING, DELIVERED, FAILED, SKIPPED = "pending", "delivered", "failed", "skipped"
@@ -40,7 +41,7 @@ class Outbox:
         self.store = store
 
     def for_job(self, job_id: str) -> list[dict[str, Any]]:
-        with self.store._read() as conn:
+        with self.store.reading() as conn:
             rows = conn.execute(
                 select(callbacks).where(callbacks.c.job_id == job_id).order_by(callbacks.c.id)
             ).all()
@@ -50,7 +51,7 @@ class Outbox:
 
     def any_due(self, now: float) -> bool:
         """A cheap read (indexed), so an idle poll never takes SQLite's write lock."""
-        with self.store._read() as conn:
+        with self.store.reading() as conn:
             row = conn.execute(select(callbacks.c.id).where(_due(now)).limit(1)).first()
         return row is not None
 
@@ -61,7 +62,7 @@ class Outbox:
         if not self.store.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes claims
             query = query.with_for_update(skip_locked=True)
         claimed = []
-        with self.store._write() as conn:
+        with self.store.writing() as conn:
             for row in conn.execute(query).all():
                 took = conn.execute(
                     update(callbacks)
@@ -89,7 +90,7 @@ class Outbox:
 
     def sequence(self, claim: Claim) -> int:
         """1, 2, 3, ... per job: rows are never deleted, so the count is stable."""
-        with self.store._read() as conn:
+        with self.store.reading() as conn:
             return int(
                 conn.execute(
                     select(func.count()).where(
@@ -99,13 +100,13 @@ class Outbox:
             )
 
     def event(self, seq: int) -> JobEvent | None:
-        with self.store._read() as conn:
+        with self.store.reading() as conn:
             r = conn.execute(select(job_events).where(job_events.c.seq == seq)).first()
         return None if r is None else event_of(r)
 
     def previous_state(self, claim: Claim) -> str | None:
         """The job's state before the change this row announces (None: it is the first)."""
-        with self.store._read() as conn:
+        with self.store.reading() as conn:
             row = conn.execute(
                 select(job_events.c.type)
                 .where(
@@ -155,7 +156,7 @@ class Outbox:
         )
 
     def _finish(self, claim: Claim, **values: Any) -> bool:
-        with self.store._write() as conn:
+        with self.store.writing() as conn:
             return (
                 conn.execute(
                     update(callbacks)

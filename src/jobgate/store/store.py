@@ -2,12 +2,14 @@
 
 Every state change is one guarded compare-and-set UPDATE plus its event row, in
 one transaction; batches of changes share a transaction (one commit for many jobs).
+The database driver's errors stop here: a store that is locked, read-only or down is
+StoreUnavailable (transient), a value it cannot hold a SpecError. This class is the sync
+path, written once; async code reaches it through `AsyncStore` (store/aio.py).
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,14 +32,21 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from jobgate.errors import ConflictError, NotFoundError, SchedulerUnavailable
-from jobgate.spec import JobEvent, JobRecord, JobSpec, ts
-from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState
+from jobgate.errors import (
+    ConflictError,
+    InvalidTransition,
+    NotFoundError,
+    SpecError,
+    StoreUnavailable,
+)
+from jobgate.spec import JobEvent, JobRecord
+from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, StopReason
 from jobgate.store import changes as changes_
 from jobgate.store import migrate
 from jobgate.store.changes import Transition, dumps
+from jobgate.store.rows import event_of, record_of, resources_json
 from jobgate.store.tables import gateways, job_events, job_labels, jobs
 
 
@@ -53,7 +62,13 @@ class Store:
             if self.is_sqlite
             else create_engine(url, pool_size=10, isolation_level="AUTOCOMMIT")
         )
-        migrate.upgrade(self.engine)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (the gateway does this once, on open)."""
+        try:
+            migrate.upgrade(self.engine)
+        except OperationalError as exc:
+            raise StoreUnavailable(f"store unavailable: {exc.orig}") from exc
 
     def _make_engine(self, url: str) -> Engine:
         if not self.is_sqlite:
@@ -83,33 +98,25 @@ class Store:
         return engine
 
     @contextmanager
-    def _write(self, one_statement: bool = False) -> Iterator[Connection]:
-        """A write transaction; `one_statement`: the caller's SQL is one statement (atomic
-        alone), run on PostgreSQL in autocommit to save the BEGIN and COMMIT round trips."""
+    def writing(self, one_statement: bool = False) -> Iterator[Connection]:
+        """A write transaction (for this package's query modules); `one_statement`: the
+        SQL is one statement (atomic alone), run on PostgreSQL in autocommit to save the
+        BEGIN and COMMIT round trips."""
         engine = self._autocommit if one_statement and not self.is_sqlite else self.engine
-        try:
-            with engine.connect().execution_options(write=True) as conn, conn.begin():
-                yield conn
-        except OperationalError as exc:
-            raise SchedulerUnavailable(f"store unavailable: {exc.orig}") from exc
+        with _translated(), engine.connect().execution_options(write=True) as conn, conn.begin():
+            yield conn
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def reading(self) -> Iterator[Connection]:
         """For one statement (no snapshot is shared across statements)."""
-        try:
-            with self._autocommit.connect().execution_options(read=True) as conn:
-                yield conn
-        except OperationalError as exc:
-            raise SchedulerUnavailable(f"store unavailable: {exc.orig}") from exc
+        with _translated(), self._autocommit.connect().execution_options(read=True) as conn:
+            yield conn
 
     def close(self) -> None:
         self.engine.dispose()
         self._autocommit.dispose()
 
     # -- jobs --------------------------------------------------------------------------
-
-    def insert_job(self, record: JobRecord, *, message: str = "") -> None:
-        self.insert_jobs([(record, message)])
 
     def insert_jobs(self, items: Sequence[tuple[JobRecord, str]]) -> list[None]:
         """New jobs with their first event, in one transaction (one commit for all)."""
@@ -127,6 +134,7 @@ class Store:
                     "state": record.state.value,
                     "run_dir": record.run_dir,
                     "spec": record.spec.model_dump_json(exclude_defaults=True),
+                    "resources": resources_json(record.resources),
                     "labels": dumps(record.labels),
                     "idempotency_key": record.spec.idempotency_key,
                     "callback_url": record.spec.callback_url,
@@ -139,7 +147,7 @@ class Store:
             labels += [(record.id, k, v) for k, v in record.labels.items()]
             events.append((record.id, record.state.value, message, {}))
         try:
-            with self._write(one_statement=True) as conn:
+            with self.writing(one_statement=True) as conn:
                 changes_.insert_jobs(conn, rows, labels, events, time.time())
         except IntegrityError:
             keys = ", ".join(repr(r.spec.idempotency_key) for r, _ in items)
@@ -147,24 +155,24 @@ class Store:
         return [None] * len(items)
 
     def find_by_idempotency_key(self, owner: str, key: str) -> JobRecord | None:
-        with self._read() as conn:
+        with self.reading() as conn:
             row = conn.execute(
                 select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == key)
             ).first()
-        return None if row is None else _record(row)
+        return None if row is None else record_of(row)
 
     def get(self, job_id: str) -> JobRecord:
-        with self._read() as conn:
+        with self.reading() as conn:
             row = changes_.get(conn, job_id)
         if row is None:
             raise NotFoundError(f"no job {job_id!r}")
-        return _record(row)
+        return record_of(row)
 
-    def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
+    def get_many(self, job_ids: Sequence[str]) -> builtins.list[JobRecord | None]:
         """Each job by id (None if unknown), in one query."""
-        with self._read() as conn:
+        with self.reading() as conn:
             rows = {r.id: r for r in changes_.get_many(conn, job_ids)}
-        return [_record(rows[i]) if i in rows else None for i in job_ids]
+        return [record_of(rows[i]) if i in rows else None for i in job_ids]
 
     def list_jobs(
         self,
@@ -195,9 +203,9 @@ class Store:
             )
             conds.append(jobs.c.id.in_(sub))
         query = query.where(and_(True, *[c for c in conds if c is not None]))
-        with self._read() as conn:
+        with self.reading() as conn:
             rows = conn.execute(query.order_by(jobs.c.id.desc()).limit(limit)).all()
-        return [_record(r) for r in rows]
+        return [record_of(r) for r in rows]
 
     def adopt(
         self, destination: str, gateway_id: str, live: Sequence[str], host: str | None = None
@@ -213,23 +221,23 @@ class Store:
             jobs.c.gateway_id.is_(None) | jobs.c.gateway_id.not_in([*live, gateway_id]),
             (jobs.c.host.is_(None) | (jobs.c.host == host)) if host else true(),
         )
-        with self._write() as conn:
+        with self.writing() as conn:
             found = conn.execute(select(jobs.c.id, jobs.c.gateway_id).where(orphan)).all()
             if not found:
                 return [], set()
             ids = [r[0] for r in found]
             conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(gateway_id=gateway_id))
             rows = conn.execute(select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id)).all()
-        return [_record(r) for r in rows], {r[0] for r in found if r[1] is not None}
+        return [record_of(r) for r in rows], {r[0] for r in found if r[1] is not None}
 
     def release_jobs(self, job_ids: Sequence[str]) -> None:
         """Let go of some jobs: a later adoption pass (of any supervisor) takes them up."""
-        with self._write() as conn:
+        with self.writing() as conn:
             conn.execute(update(jobs).where(jobs.c.id.in_(list(job_ids))).values(gateway_id=None))
 
     def release(self, gateway_id: str) -> None:
         """A supervisor stopping cleanly lets go of its jobs (they keep running)."""
-        with self._write() as conn:
+        with self.writing() as conn:
             conn.execute(
                 update(jobs).where(jobs.c.gateway_id == gateway_id).values(gateway_id=None)
             )
@@ -242,19 +250,21 @@ class Store:
         if destination:
             query = query.where(jobs.c.destination == destination)
         out: dict[str, dict[JobState, int]] = {}
-        with self._read() as conn:
+        with self.reading() as conn:
             for dest, state, n in conn.execute(query):
                 out.setdefault(dest, {})[JobState(state)] = n
         return out
 
     def active_count(self, destination: str) -> int:
         """Jobs holding a slot of the destination (an index range scan, not a GROUP BY)."""
-        with self._read() as conn:
+        with self.reading() as conn:
             return int(changes_.active_count(conn, destination))
 
-    def stop_requests(self, destination: str, gateway_id: str) -> builtins.list[tuple[str, str]]:
+    def stop_requests(
+        self, destination: str, gateway_id: str
+    ) -> builtins.list[tuple[str, StopReason]]:
         """(job id, stop reason) of this supervisor's active jobs someone asked to stop."""
-        with self._read() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 select(jobs.c.id, jobs.c.stop_reason).where(
                     jobs.c.destination == destination,
@@ -263,33 +273,51 @@ class Store:
                     jobs.c.state.in_([s.value for s in ACTIVE_STATES]),
                 )
             ).all()
-        return [(r[0], r[1]) for r in rows]
+        return [(r[0], StopReason(r[1])) for r in rows]
 
     # -- state changes -----------------------------------------------------------------
 
-    def transition(self, t: Transition) -> bool:
-        return self.apply([t])[0]
+    def transition(self, t: Transition) -> None:
+        """One guarded change; InvalidTransition (with the state found) if it did not take."""
+        if not self.apply([t])[0]:
+            with self.reading() as conn:
+                row = changes_.get(conn, t.job_id)
+            raise InvalidTransition(t.job_id, t.to.value, None if row is None else row.state)
 
-    def apply(self, changes: Sequence[Transition]) -> builtins.list[bool]:
-        """Apply guarded transitions in one transaction; True for each that took."""
-        if not changes:
+    def apply(
+        self, changes: Sequence[Transition], notes: changes_.Events = ()
+    ) -> builtins.list[bool]:
+        """Apply guarded transitions (and add other events) in one transaction; True for
+        each transition that took."""
+        if not changes and not notes:
             return []
-        with self._write() as conn:
-            return changes_.apply(conn, changes, time.time())
+        with self.writing() as conn:
+            now = time.time()
+            took = changes_.apply(conn, changes, now)
+            changes_.add_events(conn, notes, now)
+            return took
 
     def claim(
-        self, destination: str, capacity: int, limit: int, gateway_id: str
+        self,
+        destination: str,
+        capacity: int,
+        limit: int,
+        gateway_id: str,
+        base_dir: str | None,
     ) -> builtins.list[JobRecord]:
-        """Move up to min(limit, free capacity) QUEUED jobs to STAGING_IN, oldest first.
+        """Move up to min(limit, free capacity) QUEUED jobs to STAGING_IN, oldest first;
+        a job without a run directory yet gets `base_dir/<id>` (none if base_dir is None).
 
         Counting and claiming share one locked transaction, so capacity holds across
         processes: SQLite's BEGIN IMMEDIATE, or a PostgreSQL advisory lock per destination.
         """
-        with self._write() as conn:
+        with self.writing() as conn:
             if not self.is_sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:d))"), {"d": destination})
-            rows = changes_.claim(conn, destination, capacity, limit, gateway_id, time.time())
-        return [_record(r) for r in rows]
+            rows = changes_.claim(
+                conn, destination, capacity, limit, gateway_id, base_dir, time.time()
+            )
+        return [record_of(r) for r in rows]
 
     def set_fields(
         self,
@@ -308,38 +336,20 @@ class Store:
         query = update(jobs).where(jobs.c.id == job_id)
         if only_active:
             query = query.where(jobs.c.state.not_in([s.value for s in FINAL_STATES]))
-        with self._write() as conn:
+        with self.writing() as conn:
             result = conn.execute(query.values(updated_at=now, **values))
             if result.rowcount != 1:
                 return False
             if event_type:
-                self._event(conn, job_id, event_type, message, data or {}, now)
+                changes_.add_events(conn, [(job_id, event_type, message, data or {})], now)
         return True
 
-    def add_event(
-        self, job_id: str, type_: str, message: str = "", data: dict[str, Any] | None = None
-    ) -> None:
-        self.add_events([(job_id, type_, message, data or {})])
-
     def add_events(self, items: Sequence[tuple[str, str, str, dict[str, Any]]]) -> None:
-        with self._write() as conn:
-            now = time.time()
-            for job_id, type_, message, data in items:
-                self._event(conn, job_id, type_, message, data, now)
-
-    def _event(
-        self,
-        conn: Connection,
-        job_id: str,
-        type_: str,
-        message: str,
-        data: dict[str, Any],
-        now: float,
-    ) -> None:
-        changes_.add_events(conn, [(job_id, type_, message, data)], now)
+        with self.writing() as conn:
+            changes_.add_events(conn, items, time.time())
 
     def events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
-        with self._read() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 select(job_events)
                 .where(job_events.c.job_id == job_id, job_events.c.seq > after)
@@ -351,7 +361,7 @@ class Store:
 
     def heartbeat(self, gateway_id: str, host: str) -> None:
         now = time.time()
-        with self._write() as conn:
+        with self.writing() as conn:
             done = conn.execute(
                 update(gateways).where(gateways.c.id == gateway_id).values(heartbeat_at=now)
             ).rowcount
@@ -368,42 +378,16 @@ class Store:
                 )
 
     def gateways(self) -> builtins.list[Row[Any]]:
-        with self._read() as conn:
+        with self.reading() as conn:
             return list(conn.execute(select(gateways)).all())
 
 
-def event_of(row: Row[Any]) -> JobEvent:
-    """A job_events row as a JobEvent."""
-    return JobEvent(
-        seq=row.seq,
-        job_id=row.job_id,
-        time=ts(row.time),
-        type=row.type,
-        message=row.message,
-        data=json.loads(row.data),
-    )
-
-
-def _record(row: Row[Any], state: JobState | None = None) -> JobRecord:
-    m = row._mapping
-    return JobRecord(
-        id=m["id"],
-        name=m["name"],
-        owner=m["owner"],
-        destination=m["destination"],
-        state=state or JobState(m["state"]),
-        native_id=m["native_id"],
-        exit_code=m["exit_code"],
-        reason=m["reason"],
-        host=m["host"],
-        run_dir=m["run_dir"],
-        labels=json.loads(m["labels"]),
-        spec=JobSpec.model_validate_json(m["spec"]),
-        created_at=ts(m["created_at"]),
-        queued_at=ts(m["queued_at"]),
-        submitted_at=ts(m["submitted_at"]),
-        started_at=ts(m["started_at"]),
-        finished_at=ts(m["finished_at"]),
-        stop_reason=m["stop_reason"],
-        backend_data=json.loads(m["backend_data"]),
-    )
+@contextmanager
+def _translated() -> Iterator[None]:
+    """The driver's errors, in the project's tree."""
+    try:
+        yield
+    except OperationalError as exc:  # locked, read-only, disk full, connection lost
+        raise StoreUnavailable(f"store unavailable: {exc.orig}") from exc
+    except DataError as exc:  # the spec's validation should have named it; a safety net
+        raise SpecError("spec", "a value is too long or out of range for the store") from exc

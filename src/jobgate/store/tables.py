@@ -31,6 +31,9 @@ jobs = Table(
     Column("host", String(255)),
     Column("run_dir", Text),
     Column("spec", Text, nullable=False),  # JSON of the JobSpec as submitted
+    # JSON of the effective Resources (the spec's with the destination's defaults), written
+    # at submit (migration 0002); NULL for jobs stored before.
+    Column("resources", Text),
     Column("labels", Text, nullable=False, server_default="{}"),
     Column("idempotency_key", String(200)),
     Column("callback_url", Text),

@@ -10,6 +10,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+MAX_LISTED = 10_000  # files a listing returns: a run directory is not a file system
+
 
 @dataclass
 class CommandResult:
@@ -48,6 +50,19 @@ class Transport(ABC):
 
     @abstractmethod
     async def exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    async def make_dirs(self, path: str) -> None:
+        """mkdir -p."""
+
+    @abstractmethod
+    async def is_file_inside(self, root: str, rel: str) -> bool:
+        """Is root/rel a regular file, with every link on the way resolved, inside root?"""
+
+    @abstractmethod
+    async def list_files(self, path: str) -> list[str]:
+        """Regular files under the directory `path`, relative to it, sorted (at most
+        MAX_LISTED); symbolic links are neither followed nor listed."""
 
     async def close(self) -> None:
         """Release connections."""

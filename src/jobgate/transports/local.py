@@ -1,14 +1,19 @@
-"""Commands and files on the gateway's own host."""
+"""Commands and files on the gateway's own host. File operations run in worker threads:
+a slow or stuck file system (NFS) holds up one call, never the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
+import socket
+import stat
 from pathlib import Path
 
-from jobgate.errors import TransientError
-from jobgate.transports.base import CommandResult, Transport
+from jobgate.errors import CommandNotFound, TransientError
+from jobgate.transports.base import MAX_LISTED, CommandResult, Transport
+
+_HOST = socket.gethostname()
 
 
 class LocalTransport(Transport):
@@ -28,8 +33,11 @@ class LocalTransport(Transport):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
-        except FileNotFoundError as exc:
-            raise TransientError(f"{argv[0]}: command not found") from exc
+        except FileNotFoundError:
+            if cwd is not None and not os.path.isdir(cwd):
+                raise FileNotFoundError(cwd) from None
+            # Not installed here: retrying would fail the same way, for ever.
+            raise CommandNotFound(f"{argv[0]}: command not found on {_HOST}") from None
         try:
             out, err = await asyncio.wait_for(
                 proc.communicate(input.encode() if input is not None else None), timeout
@@ -43,25 +51,72 @@ class LocalTransport(Transport):
         )
 
     async def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_bytes(data)
-        os.chmod(tmp, mode)
-        tmp.replace(p)
+        await asyncio.to_thread(write_file, path, data, mode)
 
     async def read_file(self, path: str, offset: int = 0, limit: int = -1) -> bytes:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            return fh.read(limit)
+        return await asyncio.to_thread(_read, path, offset, limit)
 
     async def put(self, local_path: str, remote_path: str) -> None:
-        Path(remote_path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local_path, remote_path)
+        await asyncio.to_thread(copy_file, local_path, remote_path)
 
     async def get(self, remote_path: str, local_path: str) -> None:
-        Path(local_path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(remote_path, local_path)
+        await asyncio.to_thread(copy_file, remote_path, local_path)
 
     async def exists(self, path: str) -> bool:
-        return os.path.exists(path)
+        return await asyncio.to_thread(os.path.exists, path)
+
+    async def make_dirs(self, path: str) -> None:
+        await asyncio.to_thread(os.makedirs, path, exist_ok=True)
+
+    async def is_file_inside(self, root: str, rel: str) -> bool:
+        return await asyncio.to_thread(_is_file_inside, root, rel)
+
+    async def list_files(self, path: str) -> list[str]:
+        return await asyncio.to_thread(list_files, path)
+
+
+def _is_file_inside(root: str, rel: str) -> bool:
+    try:
+        base, full = Path(root).resolve(), (Path(root) / rel).resolve()
+        return full.is_relative_to(base) and full.is_file()
+    except (OSError, ValueError):  # a name too long, a loop of links, ...
+        return False
+
+
+def write_file(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Create or replace a file atomically (a temporary name, then a rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, mode)
+    tmp.replace(p)
+
+
+def copy_file(source: str, target: str) -> None:
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+
+
+def _read(path: str, offset: int, limit: int) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        return fh.read(limit)
+
+
+def list_files(root: str) -> list[str]:
+    if not os.path.isdir(root):
+        raise FileNotFoundError(root)
+    found: list[str] = []
+    for top, dirs, names in os.walk(root):  # followlinks=False: a link to a dir is a name
+        for name in names:
+            full = os.path.join(top, name)
+            try:
+                if stat.S_ISREG(os.lstat(full).st_mode):
+                    found.append(os.path.relpath(full, root))
+            except OSError:
+                continue
+        if len(found) >= MAX_LISTED:
+            break
+        dirs.sort()
+    return sorted(found)[:MAX_LISTED]

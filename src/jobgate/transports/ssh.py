@@ -24,7 +24,7 @@ import posixpath
 import secrets
 import shlex
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ import asyncssh
 
 from jobgate.config import Destination
 from jobgate.errors import FatalError, JobgateError, SchedulerUnavailable
-from jobgate.transports.base import CommandResult, Transport
+from jobgate.transports import sftp_files
+from jobgate.transports.base import MAX_LISTED, CommandResult, Transport
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ class SSHTransport(Transport):
         tmp = f"{path}.{secrets.token_hex(4)}.tmp"
         async with self._sftp_op(f"writing {path}", FILE_TIMEOUT_S) as sftp:
             fh = await self._create(sftp, tmp)
-            async with _removed_on_error(sftp, tmp):
+            async with sftp_files.removed_on_error(sftp, tmp):
                 try:
                     await asyncio.gather(fh.write(data), fh.chmod(mode))
                 finally:
@@ -281,7 +282,7 @@ class SSHTransport(Transport):
             parent = posixpath.dirname(path)
             if not parent:
                 raise
-            await _mkdirs(sftp, parent)
+            await sftp_files.mkdirs(sftp, parent)
             return await sftp.open(path, "wb")
 
     async def read_file(self, path: str, offset: int = 0, limit: int = -1) -> bytes:
@@ -298,12 +299,12 @@ class SSHTransport(Transport):
         # No deadline for bulk copies: their length depends on the file.
         async with (
             self._sftp_op(f"uploading {local_path} to {remote_path}", None) as sftp,
-            _removed_on_error(sftp, tmp),
+            sftp_files.removed_on_error(sftp, tmp),
         ):
             try:
                 await sftp.put(local_path, tmp)
             except asyncssh.SFTPNoSuchFile:
-                await _mkdirs(sftp, posixpath.dirname(remote_path) or ".")
+                await sftp_files.mkdirs(sftp, posixpath.dirname(remote_path) or ".")
                 await sftp.put(local_path, tmp)
             await sftp.chmod(tmp, mode)
             await sftp.posix_rename(tmp, remote_path)
@@ -323,6 +324,18 @@ class SSHTransport(Transport):
         async with self._sftp_op(f"looking for {path}", FILE_TIMEOUT_S) as sftp:
             return bool(await sftp.exists(path))
 
+    async def make_dirs(self, path: str) -> None:
+        async with self._sftp_op(f"creating {path}", FILE_TIMEOUT_S) as sftp:
+            await sftp_files.mkdirs(sftp, path)
+
+    async def is_file_inside(self, root: str, rel: str) -> bool:
+        async with self._sftp_op(f"looking for {rel} in {root}", FILE_TIMEOUT_S) as sftp:
+            return await sftp_files.is_file_inside(sftp, root, rel)
+
+    async def list_files(self, path: str) -> list[str]:
+        async with self._sftp_op(f"listing {path}", FILE_TIMEOUT_S) as sftp:
+            return await sftp_files.walk(sftp, path, MAX_LISTED)
+
     async def close(self) -> None:
         conn, self._conn, self._sftp, self._sftp_conn = self._conn, None, None, None
         if conn is not None:
@@ -332,28 +345,6 @@ class SSHTransport(Transport):
                     await conn.wait_closed()
             except TimeoutError:  # a dead peer must not hold up the gateway's shutdown
                 conn.abort()
-
-
-async def _mkdirs(sftp: asyncssh.SFTPClient, path: str) -> None:
-    """mkdir -p, trying the common case first (only the last component is missing: one
-    round trip) before asyncssh's makedirs (two per existing component)."""
-    try:
-        await sftp.mkdir(path)
-    except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPFailure, asyncssh.SFTPFileAlreadyExists):
-        await sftp.makedirs(path, exist_ok=True)
-
-
-@asynccontextmanager
-async def _removed_on_error(sftp: asyncssh.SFTPClient, path: str) -> AsyncIterator[None]:
-    """No half-written temporary file is left behind when an upload fails."""
-    try:
-        yield
-    except BaseException:
-        # Best effort, briefly: the connection may be the very thing that failed.
-        with suppress(asyncssh.Error, OSError, TimeoutError):
-            async with asyncio.timeout(5):
-                await sftp.remove(path)
-        raise
 
 
 def _text(value: object) -> str:

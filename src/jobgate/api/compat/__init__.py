@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from jobgate.engine.callbacks import COMPAT_LABEL
+from jobgate.views import COMPAT_LABEL
 
 __all__ = ["COMPAT_LABEL", "js_time"]
 

@@ -33,7 +33,7 @@ from jobgate.api.problems import PROBLEM
 from jobgate.errors import SpecError
 from jobgate.spec import JobEvent, JobRecord
 from jobgate.states import FINAL_STATES, JobState
-from jobgate.store.accounts import User
+from jobgate.users import User
 
 NAME = "cybergis"
 LOG_LIMIT = 1024 * 1024  # bytes of a job's stdout shown as its `logs`
@@ -92,10 +92,10 @@ async def _body(request: Request, ctx: Ctx) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _authenticate(ctx: Ctx, token: object, member: str = "aT") -> User:
+async def _authenticate(ctx: Ctx, token: object, member: str = "aT") -> User:
     if not isinstance(token, str) or not token:
         raise HTTPException(401, f"missing token: send Authorization: Bearer, or {member}")
-    user = ctx.accounts.authenticate(token)
+    user = await ctx.service.accounts.authenticate(token)
     if user is None:
         if token.count(".") == 2:  # a job-supervisor access token, derived from its secret
             raise HTTPException(
@@ -109,8 +109,8 @@ def _authenticate(ctx: Ctx, token: object, member: str = "aT") -> User:
 
 async def _user(request: Request, ctx: Ctx, cred: Bearer) -> User:
     if cred is not None:
-        return _authenticate(ctx, cred.credentials)
-    return _authenticate(ctx, (await _body(request, ctx)).get("aT"))
+        return await _authenticate(ctx, cred.credentials)
+    return await _authenticate(ctx, (await _body(request, ctx)).get("aT"))
 
 
 SupervisorUser = Annotated[User, Depends(_user)]
@@ -175,10 +175,10 @@ async def secret_token(
     body: Credentials, response: Response, ctx: Ctx, cred: Bearer
 ) -> dict[str, str]:
     token = cred.credentials if cred is not None else body.password or ""
-    user = _authenticate(ctx, token, "password")
+    user = await _authenticate(ctx, token, "password")
     if body.user is not None and body.user != user.name:
         raise HTTPException(401, f"the token is not {body.user!r}'s")
-    ctx.gateway.config.destination(body.destination)  # unknown: 422 naming `destination`
+    ctx.service.config.destination(body.destination)  # unknown: 422 naming `destination`
     response.headers["Cache-Control"] = "no-store"  # a credential: no proxy keeps it
     return {"secretToken": token}
 
@@ -242,7 +242,7 @@ async def destinations(ctx: Ctx, _: SupervisorUser) -> dict[str, dict[str, dict[
                 "isCommunityAccount": True,  # every job runs as the gateway's account
                 "useUploadedFile": False,
             }
-            for d in ctx.service.destinations()
+            for d in await ctx.service.system.destinations()
         }
     }
 

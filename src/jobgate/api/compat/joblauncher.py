@@ -16,6 +16,7 @@ write where a request points.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -30,6 +31,7 @@ from jobgate.config import Config
 from jobgate.errors import SpecError
 from jobgate.spec import JobRecord
 from jobgate.states import JobState
+from jobgate.views import Announcement, Delivery
 
 router = APIRouter(tags=["compat: joblauncher"])
 NAME = "joblauncher"
@@ -115,7 +117,7 @@ class SandboxedJob(BaseModel):
 async def submit_job(
     body: JobSubmitRequest, request: Request, user: CurrentUser, ctx: Ctx
 ) -> Response:
-    spec = to_spec(body, ctx.gateway.config, user.name)
+    spec = to_spec(body, ctx.service.config, user.name)
     try:
         record = await ctx.service.submit(spec, user.name)
     except SpecError as exc:  # name the field as the client wrote it
@@ -157,7 +159,7 @@ def to_spec(body: JobSubmitRequest, config: Config, user: str) -> dict[str, Any]
         dest = config.destination(body.launcher)
     except SpecError as exc:
         raise SpecError("launcher", exc.message) from None
-    if dest.transport != "local" or dest.scheduler == "ssh":
+    if dest.transport != "local":
         raise SpecError(
             "launcher",
             f"destination {dest.name!r} runs jobs on another host; joblauncher jobs run in "
@@ -297,3 +299,21 @@ def status_of(job: JobRecord) -> dict[str, Any]:
         "done": job.state.final,
         "schedulerSpecficInformation": info,
     }
+
+
+def callback_format(a: Announcement) -> Delivery | None:
+    """joblauncher's callback: its JobStatusResponse PUT to status_callback_url, once per
+    change of *its* state (QUEUED, STAGING_IN and SUBMITTED are all PENDING to it)."""
+    status = _status_at(a.job, a.event.type)
+    if (
+        a.previous_state is not None
+        and _status_at(a.job, a.previous_state)["state"] == (status["state"])
+    ):
+        return None
+    return Delivery("PUT", json.dumps(status, separators=(",", ":")).encode())
+
+
+def _status_at(job: JobRecord, state: str) -> dict[str, Any]:
+    """The status as of a change to `state` (exit code and reason once final)."""
+    at = JobState(state)
+    return status_of(job if at.final else job.model_copy(update={"state": at, "exit_code": None}))

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+import mimetypes
 import re
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.types import Message
 
 from jobgate.api import streams
 from jobgate.api.deps import Ctx, CurrentUser, OwnedJob
-from jobgate.api.schemas import CallbackAttempt, EventOut, JobList, JobOut
+from jobgate.api.schemas import CallbackAttempt, EventOut, JobList, JobOut, job_response
 from jobgate.errors import NotFoundError, SpecError
 from jobgate.service import LOG_STREAMS
-from jobgate.spec import JobSpec, ts
-from jobgate.store.outbox import Outbox
+from jobgate.spec import JobRecord, JobSpec, ts
 
 router = APIRouter(tags=["jobs"])
+FILE_CHUNK = 1024 * 1024
 _MAX_POSITION = 2**62  # event seqs and byte offsets: past any real one, within int64 and seek()
 _SPEC_REF = {"$ref": "#/components/schemas/JobSpec"}
 _BODY = {
@@ -67,9 +67,8 @@ async def submit_job(
         spec["idempotency_key"] = idempotency_key
     record, created = await ctx.service.submit_once(spec, owner=user.name)
     ctx.metrics.submit_latency.observe(time.perf_counter() - started)
-    return JobOut.of(record).response(
-        201 if created else 200, {"Location": f"{request.url.path.rstrip('/')}/{record.id}"}
-    )
+    location = {"Location": f"{request.url.path.rstrip('/')}/{record.id}"}
+    return job_response(JobOut.of(record), 201 if created else 200, location)
 
 
 def _limited(request: Request, limit: int, field: str) -> Request:
@@ -136,19 +135,12 @@ async def _multipart_spec(request: Request, ctx: Ctx) -> dict[str, Any]:
     spec = _parse(raw, "spec")
     if spec.get("input_files"):
         raise SpecError("spec", "must be a JobSpec object; its input files are the file parts")
-    folder = ctx.gateway.config.home / "uploads"
     inputs = []
     for i, (_, part) in enumerate(form.multi_items()):
         if isinstance(part, str):
             continue
-        data = await part.read()
-        target = part.filename or f"file{i}"
-        # Named by content: a retry with the same Idempotency-Key and files is the same spec.
-        path = folder / hashlib.sha256(data).hexdigest()
-        if not path.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        inputs.append({"source": str(path), "target": target})
+        path = await ctx.service.files.store_upload(await part.read())
+        inputs.append({"source": path, "target": part.filename or f"file{i}"})
     spec["input_files"] = inputs
     return spec
 
@@ -200,12 +192,12 @@ async def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 async def get_job(job: OwnedJob, ctx: Ctx) -> Response:
-    return JobOut.of(job, ctx.service.waiting_reason(job)).response()
+    return job_response(JobOut.of(job, await ctx.service.waiting_reason(job)))
 
 
 @router.delete("/jobs/{job_id}", status_code=202, response_model=JobOut)
 async def cancel_job(job: OwnedJob, ctx: Ctx) -> Response:
-    return JobOut.of(await ctx.service.cancel(job.id)).response(202)
+    return job_response(JobOut.of(await ctx.service.cancel(job.id)), 202)
 
 
 @router.get(
@@ -259,28 +251,29 @@ async def job_logs(
 
 @router.get("/jobs/{job_id}/files", response_model=list[str])
 async def list_files(job: OwnedJob, ctx: Ctx) -> list[str]:
-    base = _run_dir(ctx, job.id)
-    if not base.is_dir():
-        return []
-    base = base.resolve()
-    return sorted(  # what get_file would serve: no link out of the run directory
-        str(p.relative_to(base))
-        for p in base.rglob("*")
-        if p.is_file() and p.resolve().is_relative_to(base)
-    )
+    """The files of the job's run directory, where its destination keeps them."""
+    return await ctx.service.files.list(job)
 
 
-@router.get("/jobs/{job_id}/files/{path:path}", response_class=FileResponse)
-async def get_file(job: OwnedJob, ctx: Ctx, path: str) -> FileResponse:
-    base = _run_dir(ctx, job.id).resolve()
-    try:
-        full = (base / path).resolve()
-        found = full.is_relative_to(base) and full.is_file()  # no path may leave the run dir
-    except (ValueError, OSError):  # a NUL byte, a name too long, ...
-        found = False
-    if not found:
-        raise NotFoundError(f"no file {path!r} in job {job.id}")
-    return FileResponse(full)
+@router.get(
+    "/jobs/{job_id}/files/{path:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def get_file(job: OwnedJob, ctx: Ctx, path: str) -> StreamingResponse:
+    rel = await ctx.service.files.check(job, path)
+    media_type = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+    return StreamingResponse(_chunks(ctx, job, rel), media_type=media_type)
+
+
+async def _chunks(ctx: Ctx, job: JobRecord, rel: str) -> AsyncIterator[bytes]:
+    offset = 0
+    while True:
+        data = await ctx.service.files.read(job, rel, offset, FILE_CHUNK)
+        if not data:
+            return
+        offset += len(data)
+        yield data
 
 
 def _last_event_id(request: Request, default: int) -> int:
@@ -293,13 +286,9 @@ def _last_event_id(request: Request, default: int) -> int:
     return int(raw)
 
 
-def _run_dir(ctx: Ctx, job_id: str) -> Path:
-    return ctx.gateway.config.home / "runs" / job_id
-
-
 @router.get("/jobs/{job_id}/callbacks", response_model=list[CallbackAttempt])
 async def job_callbacks(job: OwnedJob, ctx: Ctx) -> list[CallbackAttempt]:
-    rows = Outbox(ctx.service.store).for_job(job.id)
+    rows = await ctx.service.system.callbacks_of(job.id)
     return [
         CallbackAttempt(
             **{

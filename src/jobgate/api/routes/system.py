@@ -1,4 +1,4 @@
-"""/healthz, /metrics, /destinations, /tokens."""
+"""/healthz, /metrics, /destinations, /tokens, /me."""
 
 from __future__ import annotations
 
@@ -13,24 +13,27 @@ router = APIRouter()
 
 @router.get("/healthz", tags=["system"])
 async def healthz(ctx: Ctx) -> dict[str, str]:
-    ctx.service.store.counts()  # the store answers
-    return {"status": "ok"}
+    return await ctx.service.system.health()
 
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["system"])
 async def metrics(ctx: Ctx) -> str:
-    return ctx.metrics.render(ctx.service.store)
+    system = ctx.service.system
+    return ctx.metrics.render(
+        await system.counts(), system.callback_outcomes(), system.refused_transitions()
+    )
 
 
 @router.get("/destinations", response_model=list[DestinationOut], tags=["destinations"])
 async def destinations(ctx: Ctx, _: CurrentUser) -> list[DestinationOut]:
-    return [DestinationOut(**row) for row in ctx.service.destinations()]
+    return [DestinationOut(**row) for row in await ctx.service.system.destinations()]
 
 
 @router.post("/tokens", status_code=201, response_model=TokenOut, tags=["tokens"])
 async def create_token(body: TokenIn, ctx: Ctx, _: AdminUser) -> TokenOut:
-    token = ctx.accounts.create_token(body.user, admin=body.admin, label=body.label)
-    return TokenOut(user=body.user, admin=ctx.accounts.user(body.user).admin, token=token)
+    accounts = ctx.service.accounts
+    token = await accounts.create_token(body.user, admin=body.admin, label=body.label)
+    return TokenOut(user=body.user, admin=(await accounts.user(body.user)).admin, token=token)
 
 
 @router.get("/me", response_model=MeOut, tags=["tokens"])

@@ -1,5 +1,7 @@
-"""JobService: the one entry for every door (SDK, CLI, API). Validates, persists,
-wakes the supervisor, cancels, queries, reads logs, and waits for jobs to end."""
+"""JobService: the one entry for every door (SDK, CLI, API, PSI/J). Validates, persists,
+wakes the supervisor, cancels, queries, reads logs and files, and waits for jobs to end.
+Doors get everything through it (and its `accounts` and `system` parts): never the store,
+the engine or a backend."""
 
 from __future__ import annotations
 
@@ -7,42 +9,56 @@ import asyncio
 import builtins
 import getpass
 import os
-import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from jobgate.backends.base import effective_resources
 from jobgate.config import Config, Destination
 from jobgate.engine.backends import Backends
+from jobgate.engine.callbacks import CallbackDispatcher
 from jobgate.engine.supervisor import Supervisor
-from jobgate.errors import ConflictError, NotFoundError, SpecError
+from jobgate.errors import ConflictError, InvalidTransition, NotFoundError, SpecError
 from jobgate.ids import new_id
-from jobgate.spec import JobEvent, JobRecord, JobSpec, format_walltime
-from jobgate.states import JobState
-from jobgate.store import Store, Transition
+from jobgate.service.accounts import AccountService
+from jobgate.service.files import FileService
+from jobgate.service.system import SystemService
+from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources, format_walltime
+from jobgate.states import JobState, StopReason
+from jobgate.store import AsyncStore, Transition
 from jobgate.store.batching import Batcher
 
-LOG_STREAMS = ("stdout", "stderr")
-ACTIVE_COUNT_S = 1.0
-
-
-def _queued_message(record: JobRecord) -> str:
-    return f"queued for {record.destination}"
+_BEFORE_START = frozenset({JobState.NEW, JobState.QUEUED})
 
 
 class JobService:
-    def __init__(self, config: Config, store: Store, supervisor: Supervisor | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        db: AsyncStore,
+        supervisor: Supervisor | None = None,
+        callbacks: CallbackDispatcher | None = None,
+    ) -> None:
         self.config = config
-        self.store = store
-        self.supervisor = supervisor
-        self.backends = supervisor.backends if supervisor else Backends(config)
+        self._db = db
+        self._store = db.sync
+        self._supervisor = supervisor
+        self._backends = supervisor.backends if supervisor else Backends(config)
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._active: dict[str, tuple[float, int]] = {}  # destination -> (expiry, count)
         # Concurrent API requests share transactions and queries (see store.batching).
-        threaded = not store.is_sqlite  # network round trips: wait for them off the loop
-        self._inserts = Batcher(store.insert_jobs, "jobgate-insert", threaded)
-        self._reads = Batcher(store.get_many, "jobgate-read", threaded)
+        self._inserts = Batcher(self._insert_batch, "jobgate-insert")
+        self._reads = Batcher(self._read_batch, "jobgate-read")
+        self.accounts = AccountService(db)
+        self.files = FileService(config, self._backends)
+        self.system = SystemService(config, db, supervisor, callbacks)
+
+    @property
+    def supervising(self) -> bool:
+        return self._supervisor is not None
+
+    def check_config(self) -> None:
+        """Build every destination's backend: a configuration they refuse stops start-up."""
+        for name in self.config.destinations:
+            self._backends.get(name)
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -54,12 +70,12 @@ class JobService:
     ) -> tuple[JobRecord, bool]:
         """Submit; with an idempotency key seen before, the earlier job and False. Jobs
         submitted together (concurrent API requests) are committed together."""
-        record, created = self._new(spec, owner)
+        record, created = await self._new(spec, owner)
         if not created:
             return record, False
         if record.spec.idempotency_key:  # a racing twin may win: _insert settles who did
-            return self._insert(record)
-        await self._inserts((record, _queued_message(record)))
+            return await self._db.write(self._insert, record)
+        await self._inserts(record)
         self._inserted()
         return record, True
 
@@ -68,36 +84,45 @@ class JobService:
     ) -> tuple[JobRecord, bool]:
         """submit_once, synchronous and thread-safe: the sync SDK calls it in the caller's
         thread, so a submission never waits for the event loop (busy starting jobs)."""
-        record, created = self._new(spec, owner)
-        return self._insert(record) if created else (record, False)
+        record = self._prepare(spec, owner)
+        earlier = self._same_request(record.owner, record.spec)
+        return (earlier, False) if earlier is not None else self._insert(record)
 
-    def _new(self, spec: JobSpec | dict[str, Any], owner: str | None) -> tuple[JobRecord, bool]:
+    async def _new(
+        self, spec: JobSpec | dict[str, Any], owner: str | None
+    ) -> tuple[JobRecord, bool]:
         """The job to insert and True; or an earlier job with the same idempotency key."""
+        record = self._prepare(spec, owner)
+        if record.spec.idempotency_key:
+            earlier = await self._db.read(self._same_request, record.owner, record.spec)
+            if earlier is not None:
+                return earlier, False
+        return record, True
+
+    def _prepare(self, spec: JobSpec | dict[str, Any], owner: str | None) -> JobRecord:
+        """The new job, checked against its destination; its run directory and effective
+        resources are decided here, once, and stored with it."""
         spec = JobSpec.parse(spec)
-        owner = owner or getpass.getuser()
         dest = self.config.destination(spec.destination)
-        self._check(spec, dest)
-        if spec.idempotency_key:
-            existing = self._same_request(owner, spec)
-            if existing is not None:
-                return existing, False
-        now = datetime.now(UTC)
-        record = JobRecord(
-            id=new_id(),
+        resources = self._check(spec, dest)
+        now, job_id = datetime.now(UTC), new_id()
+        return JobRecord(
+            id=job_id,
             name=spec.name,
-            owner=owner,
+            owner=owner or getpass.getuser(),
             destination=dest.name,
             state=JobState.QUEUED,
+            run_dir=self._backends.get(dest.name).run_dir_of(job_id),
             labels=spec.labels,
             spec=spec,
+            resources=resources,
             created_at=now,
             queued_at=now,
         )
-        return record, True
 
     def _insert(self, record: JobRecord) -> tuple[JobRecord, bool]:
         try:
-            self.store.insert_job(record, message=_queued_message(record))
+            self._store.insert_jobs([(record, _queued_message(record))])
         except ConflictError:  # a concurrent request with the same key won the insert
             existing = self._same_request(record.owner, record.spec)
             if existing is None:
@@ -106,12 +131,18 @@ class JobService:
         self._inserted()
         return record, True
 
+    async def _insert_batch(self, records: builtins.list[JobRecord]) -> builtins.list[None]:
+        items = [(r, _queued_message(r)) for r in records]
+        return await self._db.write(self._store.insert_jobs, items)
+
     def _inserted(self) -> None:
-        if self.supervisor is not None:
-            self.supervisor.wake()
+        if self._supervisor is not None:
+            self._supervisor.wake()
 
     def _same_request(self, owner: str, spec: JobSpec) -> JobRecord | None:
-        existing = self.store.find_by_idempotency_key(owner, spec.idempotency_key or "")
+        if not spec.idempotency_key:
+            return None
+        existing = self._store.find_by_idempotency_key(owner, spec.idempotency_key or "")
         if existing is not None and existing.spec != spec:
             raise ConflictError(
                 f"idempotency key {spec.idempotency_key!r} was used for a different job "
@@ -119,19 +150,20 @@ class JobService:
             )
         return existing
 
-    def _check(self, spec: JobSpec, dest: Destination) -> None:
-        """Refuse what the destination would refuse, before anything is stored."""
+    def _check(self, spec: JobSpec, dest: Destination) -> Resources:
+        """Refuse what the destination would refuse, before anything is stored; returns
+        the job's effective resources."""
         for name in spec.environment:
             if not dest.env_allowed(name):
                 raise SpecError(f"environment.{name}", f"not allowed on destination {dest.name!r}")
-        res = effective_resources(spec.resources, dest)
+        res = dest.effective(spec.resources)
         if dest.max_walltime_s and res.walltime_s and res.walltime_s > dest.max_walltime_s:
             raise SpecError(
                 "resources.walltime",
                 f"{format_walltime(res.walltime_s)} is over {dest.name!r}'s limit of "
                 f"{format_walltime(dest.max_walltime_s)}",
             )
-        self.backends.get(dest.name).check_resources(res)
+        self._backends.get(dest.name).check_resources(res)
         if dest.partitions is not None and res.partition and res.partition not in dest.partitions:
             raise SpecError(
                 "resources.partition",
@@ -140,10 +172,7 @@ class JobService:
         for i, stage in enumerate(spec.input_files):
             if dest.transport == "local" and not os.path.isfile(stage.source):
                 raise SpecError(f"input_files.{i}.source", f"no such file: {stage.source}")
-
-    def close(self) -> None:
-        self._inserts.close()
-        self._reads.close()
+        return res
 
     # -- queries --------------------------------------------------------------------------
 
@@ -152,6 +181,9 @@ class JobService:
         if record is None:
             raise NotFoundError(f"no job {job_id!r}")
         return record
+
+    async def _read_batch(self, job_ids: builtins.list[str]) -> builtins.list[JobRecord | None]:
+        return await self._db.read(self._store.get_many, job_ids)
 
     async def list(
         self,
@@ -172,7 +204,8 @@ class JobService:
                 states = [JobState(str(s).upper()) for s in items]
             except ValueError:
                 raise SpecError("state", f"unknown state in {items}") from None
-        return self.store.list_jobs(
+        return await self._db.read(
+            self._store.list_jobs,
             state=states,
             destination=destination,
             label=label,
@@ -183,89 +216,45 @@ class JobService:
             limit=limit,
         )
 
-    def destinations(self) -> builtins.list[dict[str, Any]]:
-        """Each destination with its capacity and load, from the store."""
-        counts = self.store.counts()
-        rows = []
-        for d in self.config.destinations.values():
-            c = counts.get(d.name, {})
-            rows.append(
-                {
-                    "name": d.name,
-                    "scheduler": d.scheduler,
-                    "transport": d.transport,
-                    "capacity": d.capacity,
-                    "active": sum(n for s, n in c.items() if s.active),
-                    "queued": c.get(JobState.QUEUED, 0),
-                }
-            )
-        return rows
-
-    def waiting_reason(self, job: JobRecord) -> str | None:
-        """Why a job has not started: the gateway's capacity, or the scheduler's queue."""
-        if job.state == JobState.QUEUED:
-            dest = self.config.destinations.get(job.destination)
-            active = self._active_count(job.destination)
-            if dest is not None and active >= dest.capacity:
-                return f"gateway capacity: {active} of {dest.capacity} slots in use"
-            return "waiting to be admitted"
-        if job.state == JobState.SUBMITTED:
-            pending = job.backend_data.get("pending_reason")
-            return f"pending in the scheduler: {pending}" if pending else "pending in the scheduler"
-        return None
-
-    def _active_count(self, destination: str) -> int:
-        """Slots in use, at most ACTIVE_COUNT_S old: a hint for people, not for admission
-        (a count per request of a queued job cost more than the rest of the request)."""
-        now = time.monotonic()
-        cached = self._active.get(destination)
-        if cached is None or cached[0] < now:
-            cached = (now + ACTIVE_COUNT_S, self.store.active_count(destination))
-            self._active[destination] = cached
-        return cached[1]
-
     async def events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
-        self.store.get(job_id)  # NotFound for an unknown id, not an empty list
-        return self.store.events(job_id, after)
+        await self.get(job_id)  # NotFound for an unknown id, not an empty list
+        return await self._db.read(self._store.events, job_id, after)
 
     async def read_log(self, job_id: str, stream: str, offset: int = 0, limit: int = -1) -> bytes:
-        if stream not in LOG_STREAMS:
-            raise SpecError("stream", f"must be one of {', '.join(LOG_STREAMS)}")
-        job = self.store.get(job_id)
-        backend = self.backends.get(job.destination)
-        files = backend.files(job)
-        try:
-            return await backend.read(job, getattr(files, stream), offset, limit)
-        except FileNotFoundError:
-            return b""
+        return await self.files.read_log(await self.get(job_id), stream, offset, limit)
+
+    async def waiting_reason(self, job: JobRecord) -> str | None:
+        return await self.system.waiting_reason(job)
 
     # -- cancel and wait --------------------------------------------------------------------
 
     async def cancel(self, job_id: str) -> JobRecord:
-        job = self.store.get(job_id)
+        job = await self.get(job_id)
         if job.state.final:
             return job
-        if job.state in (JobState.NEW, JobState.QUEUED) and self.store.transition(
-            Transition(
-                job_id,
-                JobState.CANCELLED,
-                "cancelled before it started",
-                fields={"reason": "cancelled on request", "stop_reason": "cancel"},
-                expect=frozenset({JobState.NEW, JobState.QUEUED}),
+        if job.state in _BEFORE_START:
+            fields = {"reason": "cancelled on request", "stop_reason": StopReason.CANCEL.value}
+            change = Transition(
+                job_id, JobState.CANCELLED, "cancelled before it started", {}, fields, _BEFORE_START
             )
-        ):
-            self.notify([job_id])
-            return self.store.get(job_id)
-        self.store.set_fields(
+            try:
+                await self._db.write(self._store.transition, change)
+            except InvalidTransition:
+                pass  # admitted meanwhile: stopped like a running job, below
+            else:
+                self.notify([job_id])
+                return await self._db.read(self._store.get, job_id)
+        await self._db.write(
+            self._store.set_fields,
             job_id,
-            stop_reason="cancel",
+            stop_reason=StopReason.CANCEL.value,
             only_active=True,
             event_type="cancel_requested",
             message="cancel requested",
         )
-        if self.supervisor is not None:
-            self.supervisor.request_stop(job_id)
-        return self.store.get(job_id)
+        if self._supervisor is not None:
+            self._supervisor.request_stop(job_id)
+        return await self._db.read(self._store.get, job_id)
 
     def notify(self, job_ids: builtins.list[str]) -> None:
         """Wake whoever waits on these jobs (the supervisor calls this after each commit)."""
@@ -282,9 +271,12 @@ class JobService:
             async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel
                 await fut
         except TimeoutError:
-            waiters = self._waiters.get(job_id)
-            if waiters and fut in waiters:
-                waiters.remove(fut)
+            self._forget(job_id, fut)
+
+    def _forget(self, job_id: str, fut: asyncio.Future[None]) -> None:
+        waiters = self._waiters.get(job_id)
+        if waiters and fut in waiters:
+            waiters.remove(fut)
 
     async def wait(
         self,
@@ -299,22 +291,25 @@ class JobService:
         deadline = None if timeout is None else loop.time() + timeout
         delay = 0.02
         while True:
-            job = self.store.get(job_id)
+            job = await self._db.read(self._store.get, job_id)
             left = None if deadline is None else deadline - loop.time()
             if done(job.state) or job.state.final or (left is not None and left <= 0):
                 return job
             fut: asyncio.Future[None] = loop.create_future()
             self._waiters.setdefault(job_id, []).append(fut)
             # Re-read after registering: the job may have moved in between.
-            if done(self.store.get(job_id).state):
+            if done((await self._db.read(self._store.get, job_id)).state):
+                self._forget(job_id, fut)
                 continue
-            limit = delay if self.supervisor is None else 5.0  # safety net, not the path
+            limit = delay if self._supervisor is None else 5.0  # safety net, not the path
             try:
                 async with asyncio.timeout(min(limit, left) if left is not None else limit):
                     await fut
             except TimeoutError:
                 delay = min(delay * 2, 1.0)
             finally:
-                waiters = self._waiters.get(job_id)
-                if waiters and fut in waiters:
-                    waiters.remove(fut)
+                self._forget(job_id, fut)
+
+
+def _queued_message(record: JobRecord) -> str:
+    return f"queued for {record.destination}"

@@ -1,4 +1,4 @@
-# Commands the ssh scheduler runs on the remote host, one per channel:
+# Commands the process scheduler runs on its host, one per channel:
 #   bash -c "<this file>"$'\n''jg_<name> "$@"' jobgate-<name> ARGS...
 # Values arrive as arguments (or stdin), never spliced into the text. Per-job paths use
 # builtins only (read, parameter expansion), so a poll of 1000 jobs forks nothing per job.
@@ -23,7 +23,7 @@ jg_ours() { jg_alive "$1" && { [ -z "$2" ] || [ "$jg_now" = "$2" ]; }; }
 # reply reports the job the first try started instead of starting it twice.
 jg_launch() {
   local pid
-  [ -r /proc/self/stat ] || { echo "jobgate's ssh scheduler needs Linux /proc" >&2; exit 2; }
+  [ -r /proc/self/stat ] || { echo "the process scheduler needs Linux /proc" >&2; exit 2; }
   cd -- "$1" || exit 2
   [ -z "$2" ] || mkdir -p -- "$2" || exit 2
   if ! { read -r pid < jobgate.pid; } 2>/dev/null; then

@@ -1,0 +1,69 @@
+"""Job scripts: the wrapper templates (Jinja2, beside this module) and the command that
+runs the user's script or executable. Every value from the user is shell-quoted."""
+
+from __future__ import annotations
+
+import shlex
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from jobgate.backends.layout import EXITCODE, JobFiles
+from jobgate.spec import JobRecord
+
+
+def user_command(job: JobRecord, files: JobFiles) -> str:
+    """The shell command that runs the user's script or executable."""
+    spec = job.spec
+    if spec.script is None:
+        argv = [spec.executable or ""]
+    else:
+        # The script's interpreter, run as the kernel would run it (interpreter, its one
+        # optional argument, the script): executing a file that was just written can fail
+        # with ETXTBSY while another thread's forked child still holds it open for writing.
+        text = script_text(job) or ""
+        interpreter, _, arg = text.splitlines()[0][2:].strip().partition(" ")
+        argv = [interpreter, *([arg.strip()] if arg.strip() else []), files.marker("script.sh")]
+    return " ".join(shlex.quote(a) for a in [*argv, *spec.arguments])
+
+
+def script_text(job: JobRecord) -> str | None:
+    spec = job.spec
+    if spec.script is None:
+        return None
+    body = spec.script if spec.script.startswith("#!") else f"{spec.shebang}\n{spec.script}"
+    return body if body.endswith("\n") else body + "\n"
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("jobgate.backends", "templates"),
+        auto_reload=False,  # package data: no stat of the source on every render
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # noqa: S701 - shell, not HTML: every value goes through |q
+    )
+    env.filters["q"] = lambda v: shlex.quote(str(v))
+    return env
+
+
+def render(template: str, job: JobRecord, files: JobFiles, **extra: Any) -> str:
+    """Render a job script: `|q` shell-quotes every value that comes from the user."""
+    extra.setdefault("atomic_sidecar", True)  # rename into place: readers may look any time
+    return (
+        _templates()
+        .get_template(template)
+        .render(
+            job=job,
+            spec=job.spec,
+            files=files,
+            command=user_command(job, files),
+            environment=sorted(job.spec.environment.items()),
+            exitcode=files.marker(EXITCODE),
+            **extra,
+        )
+    )

@@ -1,0 +1,105 @@
+"""The gateway itself, for the doors: destinations and their load, why a job waits, job
+counts, health, callback deliveries, and the callback formats doors bring."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from jobgate.config import Config
+from jobgate.engine.callbacks import CallbackDispatcher
+from jobgate.engine.supervisor import Supervisor
+from jobgate.spec import JobRecord
+from jobgate.states import JobState
+from jobgate.store import AsyncStore
+from jobgate.store.outbox import Outbox
+from jobgate.views import CallbackFormat
+
+ACTIVE_COUNT_S = 1.0
+
+
+class SystemService:
+    def __init__(
+        self,
+        config: Config,
+        db: AsyncStore,
+        supervisor: Supervisor | None,
+        callbacks: CallbackDispatcher | None,
+    ) -> None:
+        self._config = config
+        self._db = db
+        self._supervisor = supervisor
+        self._callbacks = callbacks
+        self._outbox = Outbox(db.sync)
+        self._active: dict[str, tuple[float, int]] = {}  # destination -> (expiry, count)
+
+    @property
+    def gateway_id(self) -> str | None:
+        """This process's supervisor's id (None if it does not supervise)."""
+        return self._supervisor.gateway_id if self._supervisor is not None else None
+
+    async def destinations(self) -> list[dict[str, Any]]:
+        """Each destination with its capacity and load, from the store."""
+        counts = await self.counts()
+        rows = []
+        for d in self._config.destinations.values():
+            c = counts.get(d.name, {})
+            rows.append(
+                {
+                    "name": d.name,
+                    "scheduler": d.scheduler,
+                    "transport": d.transport,
+                    "capacity": d.capacity,
+                    "active": sum(n for s, n in c.items() if s.active),
+                    "queued": c.get(JobState.QUEUED, 0),
+                }
+            )
+        return rows
+
+    async def counts(self) -> dict[str, dict[JobState, int]]:
+        """Jobs per destination and state."""
+        return await self._db.read(self._db.sync.counts)
+
+    async def health(self) -> dict[str, str]:
+        await self.counts()  # the store answers (StoreUnavailable if not)
+        return {"status": "ok"}
+
+    async def waiting_reason(self, job: JobRecord) -> str | None:
+        """Why a job has not started: the gateway's capacity, or the scheduler's queue."""
+        if job.state == JobState.QUEUED:
+            dest = self._config.destinations.get(job.destination)
+            active = await self._active_count(job.destination)
+            if dest is not None and active >= dest.capacity:
+                return f"gateway capacity: {active} of {dest.capacity} slots in use"
+            return "waiting to be admitted"
+        if job.state == JobState.SUBMITTED:
+            pending = job.backend_data.get("pending_reason")
+            return f"pending in the scheduler: {pending}" if pending else "pending in the scheduler"
+        return None
+
+    async def _active_count(self, destination: str) -> int:
+        """Slots in use, at most ACTIVE_COUNT_S old: a hint for people, not for admission
+        (a count per request of a queued job cost more than the rest of the request)."""
+        now = time.monotonic()
+        cached = self._active.get(destination)
+        if cached is None or cached[0] < now:
+            count = await self._db.read(self._db.sync.active_count, destination)
+            cached = self._active[destination] = (now + ACTIVE_COUNT_S, count)
+        return cached[1]
+
+    async def callbacks_of(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's callback outbox rows: what was sent, when, and how it went."""
+        return await self._db.read(self._outbox.for_job, job_id)
+
+    def callback_outcomes(self) -> dict[str, int]:
+        """Deliveries by outcome, in this process (empty where no dispatcher runs)."""
+        return dict(self._callbacks.outcomes) if self._callbacks is not None else {}
+
+    def refused_transitions(self) -> dict[str, int]:
+        """State changes that did not take (the job had moved on), by target state."""
+        return dict(self._supervisor.refused) if self._supervisor is not None else {}
+
+    def register_callback_format(self, name: str, builder: CallbackFormat) -> None:
+        """Jobs labelled compat=<name> are called back in this format (a door's own)."""
+        if self._callbacks is not None:
+            self._callbacks.formats.register(name, builder)

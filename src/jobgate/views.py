@@ -1,0 +1,100 @@
+"""Public views of jobs and events: what the API answers and what callbacks carry. They
+sit beside the model, below every layer that shows jobs, so the engine's callbacks and
+the REST door render a job the same way without importing each other. Internal fields
+(gateway ids, pids' start times, stop flags) never appear here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources
+from jobgate.states import JobState
+
+# Jobs from a drop-in API carry compat=<its name>: their callbacks go out in its format.
+COMPAT_LABEL = "compat"
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str | None
+    owner: str
+    destination: str
+    state: JobState
+    native_id: str | None
+    exit_code: int | None
+    reason: str | None
+    host: str | None
+    run_dir: str | None = Field(
+        default=None, description="The job's run directory, as its destination sees it"
+    )
+    labels: dict[str, str]
+    spec: JobSpec
+    resources: Resources | None = Field(
+        default=None, description="The resources the job runs with: its own and the defaults"
+    )
+    waiting: str | None = Field(default=None, description="Why a job has not started yet")
+    created_at: datetime
+    queued_at: datetime | None
+    submitted_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, record: JobRecord, waiting: str | None = None) -> JobOut:
+        # The record is already valid: copy its fields, do not validate them again.
+        fields = {name: getattr(record, name) for name in _RECORD_FIELDS}
+        return cls.model_construct(**fields, waiting=waiting)
+
+
+_RECORD_FIELDS = tuple(name for name in JobOut.model_fields if name != "waiting")
+
+
+class EventOut(BaseModel):
+    seq: int
+    type: str
+    message: str
+    data: dict[str, Any]
+    time: datetime
+
+    @classmethod
+    def of(cls, event: JobEvent) -> EventOut:
+        return cls(**event.model_dump(exclude={"job_id"}))
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """One state change of a job, to be called back."""
+
+    event_id: str  # "<job id>:<event seq>": receivers drop duplicates by it
+    sequence: int  # 1, 2, 3, ... per job
+    job: JobRecord
+    event: JobEvent
+    previous_state: str | None  # the job's state before this change (None: the first)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    method: str  # POST, PUT
+    body: bytes  # JSON
+
+
+# A callback format: what to send for an announcement, or None to send nothing (its
+# receiver would learn nothing new). Doors register theirs by name (the `compat` label).
+CallbackFormat = Callable[[Announcement], Delivery | None]
+
+
+def jobgate_format(a: Announcement) -> Delivery:
+    """jobgate's own callback: POST {event_id, sequence, job, event} (docs/callbacks.md)."""
+    payload = {
+        "event_id": a.event_id,
+        "sequence": a.sequence,
+        "job": JobOut.of(a.job).model_dump(mode="json"),
+        "event": EventOut.of(a.event).model_dump(mode="json"),
+    }
+    return Delivery("POST", json.dumps(payload, separators=(",", ":")).encode())

@@ -1,0 +1,110 @@
+"""The store on both databases: guarded transitions (taken, refused, final for ever) and
+the migrations (an empty database reaches head, and head is what tables.py says)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from jobgate.errors import InvalidTransition
+from jobgate.spec import JobRecord, JobSpec, Resources
+from jobgate.states import FINAL_STATES, JobState
+from jobgate.store import Store, Transition, migrate
+from jobgate.store.tables import metadata
+
+S = JobState
+
+
+@pytest.fixture
+def store(database_url: str) -> Store:
+    s = Store(database_url)
+    s.migrate()
+    return s
+
+
+def _job(n: int, state: JobState = S.QUEUED) -> JobRecord:
+    return JobRecord(
+        id=f"01TEST{n:020d}",
+        name=f"j{n}",
+        owner="alice",
+        destination="local",
+        state=state,
+        run_dir=f"/runs/01TEST{n:020d}",
+        spec=JobSpec(script="true"),
+        resources=Resources(walltime_s=60),
+        created_at=datetime.now(UTC),
+    )
+
+
+def test_a_transition_takes_once_and_writes_its_event(store: Store) -> None:
+    store.insert_jobs([(_job(1), "queued")])
+    store.transition(Transition(_job(1).id, S.STAGING_IN, "admitted"))
+    assert store.get(_job(1).id).state == S.STAGING_IN
+    with pytest.raises(InvalidTransition) as info:  # QUEUED -> STAGING_IN again: refused
+        store.transition(Transition(_job(1).id, S.STAGING_IN, "admitted twice"))
+    assert (info.value.job_id, info.value.current) == (_job(1).id, "STAGING_IN")
+    assert [e.type for e in store.events(_job(1).id)] == ["QUEUED", "STAGING_IN"]
+    stored = store.get(_job(1).id)
+    assert (stored.run_dir, stored.resources) == (_job(1).run_dir, Resources(walltime_s=60))
+
+
+def test_a_batch_reports_each_change_and_final_states_never_change(store: Store) -> None:
+    store.insert_jobs([(_job(i), "queued") for i in range(3)])
+    took = store.apply(
+        [
+            Transition(_job(0).id, S.CANCELLED, "cancelled"),
+            Transition(_job(1).id, S.RUNNING, "skips the table"),  # QUEUED -> RUNNING: no
+            Transition(_job(2).id, S.FAILED, "", fields={"reason": "bad", "exit_code": 3}),
+        ]
+    )
+    assert took == [True, False, True]
+    for final in sorted(FINAL_STATES):
+        for job_id in (_job(0).id, _job(2).id):
+            assert store.apply([Transition(job_id, final, "again")]) == [False]
+    assert store.get(_job(0).id).state == S.CANCELLED
+    failed = store.get(_job(2).id)
+    assert (failed.state, failed.exit_code, failed.reason) == (S.FAILED, 3, "bad")
+    assert store.get(_job(1).id).state == S.QUEUED
+    assert [e.type for e in store.events(_job(2).id)] == ["QUEUED", "FAILED"]
+
+
+def test_an_empty_database_migrates_to_head_and_head_is_tables_py(database_url: str) -> None:
+    engine = sa.create_engine(database_url)
+    assert migrate.current(engine) is None
+    Store(database_url).migrate()
+    head = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+    assert migrate.current(engine) == head == migrate.HEAD
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    engine.dispose()
+
+
+def test_a_database_of_the_first_release_keeps_its_jobs_through_upgrades(
+    database_url: str,
+) -> None:
+    engine = sa.create_engine(database_url)
+    migrate.upgrade(engine, "0001")
+    with engine.begin() as conn:  # a job as the first release stored it
+        conn.execute(
+            sa.text(
+                "INSERT INTO jobs (id, owner, destination, state, spec, created_at, updated_at) "
+                "VALUES ('01OLD000000000000000000000', 'bob', 'local', 'COMPLETED', "
+                '\'{"script": "true"}\', 1.0, 1.0)'
+            )
+        )
+    engine.dispose()
+    store = Store(database_url)
+    store.migrate()
+    old = store.get("01OLD000000000000000000000")
+    assert (old.state, old.owner, old.resources, old.spec.script) == (
+        S.COMPLETED,
+        "bob",
+        None,
+        "true",
+    )
