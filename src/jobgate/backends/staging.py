@@ -12,6 +12,7 @@ import asyncio
 import os
 import posixpath
 from dataclasses import dataclass
+from pathlib import Path
 
 from jobgate.backends.layout import WRAPPER, JobFiles
 from jobgate.backends.scripts import script_text
@@ -72,7 +73,7 @@ async def stage_in(transport: Transport, staged: StageIn) -> None:
 
 def stage_in_here(staged: StageIn) -> None:
     """The same plan on this host, synchronously (in a worker thread)."""
-    os.makedirs(posixpath.dirname(staged.wrapper.path), exist_ok=True)
+    Path(posixpath.dirname(staged.wrapper.path)).mkdir(parents=True, exist_ok=True)
     try:
         for s in staged.files:
             if isinstance(s, Write):
@@ -82,17 +83,19 @@ def stage_in_here(staged: StageIn) -> None:
     except OSError as exc:
         raise SubmitError(_staging_error(exc)) from None
     for folder in staged.dirs:
-        os.makedirs(folder, exist_ok=True)
+        Path(folder).mkdir(parents=True, exist_ok=True)
     _write_here(staged.wrapper)
 
 
 def _write_here(w: Write) -> None:
-    # Plain writes: the run directory is new and the job is not running yet, so no reader
-    # can see half a file (the sidecar, written later by the wrapper, is another matter).
+    # Plain writes, three syscalls: the run directory is new and the job is not running
+    # yet, so no reader can see half a file. The mode is applied at creation (under the
+    # umask): the owner, who runs the job, can always read and run it.
     fd = os.open(w.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, w.mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(w.data)
-    os.chmod(w.path, w.mode)
+    try:
+        os.write(fd, w.data)
+    finally:
+        os.close(fd)
 
 
 async def _step(transport: Transport, s: Write | Copy) -> None:
