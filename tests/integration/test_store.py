@@ -4,6 +4,7 @@ the migrations (an empty database reaches head, and head is what tables.py says)
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from alembic.script import ScriptDirectory
 from jobgate.errors import InvalidTransition
 from jobgate.spec import JobRecord, JobSpec, Resources
 from jobgate.states import FINAL_STATES, JobState
-from jobgate.store import Store, Transition, migrate
+from jobgate.store import AsyncStore, Store, Transition, migrate
 from jobgate.store.tables import metadata
 
 S = JobState
@@ -108,3 +109,50 @@ def test_a_database_of_the_first_release_keeps_its_jobs_through_upgrades(
         None,
         "true",
     )
+
+
+def test_a_sqlite_lock_held_elsewhere_never_stalls_the_event_loop(tmp_path: Path) -> None:
+    """A write tried on the loop fails at once and waits for the lock in the writer thread;
+    reads go on meanwhile. The lock is another process's, as in a real deployment."""
+    import asyncio
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'jobgate.db'}"
+    store = Store(url)
+    store.migrate()
+    store.insert_jobs([(_job(1), "queued")])
+    holder = subprocess.Popen(  # holds the write lock until told to let go (a line on stdin)
+        [sys.executable, "-c", LOCK_HOLDER, str(tmp_path / "jobgate.db")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline() == "locked\n"
+    db = AsyncStore(store)
+
+    async def scenario() -> None:
+        write = asyncio.ensure_future(db.write(store.insert_jobs, [(_job(2), "queued")]))
+        for _ in range(20):  # the loop keeps turning while the write waits for the lock
+            await asyncio.sleep(0)
+        assert not write.done()
+        assert (await db.read(store.get, _job(1).id)).state == S.QUEUED  # reads answer
+        holder.stdin.write("go\n")  # type: ignore[union-attr]
+        holder.stdin.flush()  # type: ignore[union-attr]
+        await write
+        assert (await db.read(store.get, _job(2).id)).state == S.QUEUED
+
+    asyncio.run(scenario())
+    assert holder.wait(10) == 0
+    db.close()
+
+
+LOCK_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+"""

@@ -12,19 +12,13 @@ from __future__ import annotations
 import builtins
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
-    Engine,
     Row,
     and_,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     select,
@@ -32,89 +26,24 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from jobgate.errors import (
     ConflictError,
     InvalidTransition,
     NotFoundError,
-    SpecError,
-    StoreUnavailable,
 )
 from jobgate.spec import JobEvent, JobRecord
 from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, StopReason
 from jobgate.store import changes as changes_
-from jobgate.store import migrate
 from jobgate.store.changes import Transition, dumps
+from jobgate.store.connections import Database
 from jobgate.store.rows import event_of, record_of, resources_json
 from jobgate.store.tables import gateways, job_events, job_labels, jobs
 
 
-class Store:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        self.engine = self._make_engine(url)
-        # For single statements (all reads, some writes): on PostgreSQL an autocommit pool
-        # saves the BEGIN and COMMIT/ROLLBACK round trips (SQLite reads skip BEGIN, _on_begin).
-        self._autocommit = (
-            self.engine
-            if self.is_sqlite
-            else create_engine(url, pool_size=10, isolation_level="AUTOCOMMIT")
-        )
-
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration (the gateway does this once, on open)."""
-        try:
-            migrate.upgrade(self.engine)
-        except OperationalError as exc:
-            raise StoreUnavailable(f"store unavailable: {exc.orig}") from exc
-
-    def _make_engine(self, url: str) -> Engine:
-        if not self.is_sqlite:
-            # No pool_pre_ping (a round trip per checkout): a connection found dead fails
-            # its statement as TransientError and the pool is invalidated for the next.
-            return create_engine(url, pool_size=10)
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
-                dbapi_conn.execute(f"PRAGMA {pragma}")
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            # Writers take the lock up front: a deferred transaction that later
-            # upgrades to a write can fail with SQLITE_BUSY despite busy_timeout.
-            options = conn.get_execution_options()
-            if options.get("read"):
-                return  # one statement, in SQLite's autocommit mode: no BEGIN, no ROLLBACK
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("write") else "BEGIN")
-
-        return engine
-
-    @contextmanager
-    def writing(self, one_statement: bool = False) -> Iterator[Connection]:
-        """A write transaction (for this package's query modules); `one_statement`: the
-        SQL is one statement (atomic alone), run on PostgreSQL in autocommit to save the
-        BEGIN and COMMIT round trips."""
-        engine = self._autocommit if one_statement and not self.is_sqlite else self.engine
-        with _translated(), engine.connect().execution_options(write=True) as conn, conn.begin():
-            yield conn
-
-    @contextmanager
-    def reading(self) -> Iterator[Connection]:
-        """For one statement (no snapshot is shared across statements)."""
-        with _translated(), self._autocommit.connect().execution_options(read=True) as conn:
-            yield conn
-
-    def close(self) -> None:
-        self.engine.dispose()
-        self._autocommit.dispose()
+class Store(Database):
+    """Every query of the gateway, each in its own transaction (or one statement)."""
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -380,14 +309,3 @@ class Store:
     def gateways(self) -> builtins.list[Row[Any]]:
         with self.reading() as conn:
             return list(conn.execute(select(gateways)).all())
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    """The driver's errors, in the project's tree."""
-    try:
-        yield
-    except OperationalError as exc:  # locked, read-only, disk full, connection lost
-        raise StoreUnavailable(f"store unavailable: {exc.orig}") from exc
-    except DataError as exc:  # the spec's validation should have named it; a safety net
-        raise SpecError("spec", "a value is too long or out of range for the store") from exc
