@@ -86,8 +86,8 @@ def run_jobgate(n: int, poll_s: float, partition: str | None, tmp: Path) -> dict
             "submit_s": submitted,
             "sbatch_window_s": window[-1] - window[0],
             "done_s": done,
-            "polls": backend.polls,
-            "max_status": backend.max_status_per_poll,
+            "polls": backend.poller.polls,
+            "max_status": backend.poller.max_rounds_per_poll,
             "commands": dict(backend.commands),
         }
 
