@@ -122,6 +122,20 @@ class CallbackSettings(BaseModel):
         return v
 
 
+class Limits(BaseModel):
+    """`[limits]`: how much the gateway takes or gives at once (MB = 2**20 bytes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_mb: int = Field(default=100, ge=1)  # a request body, uploads included
+    max_stream_mb: int = Field(default=1024, ge=1)  # one log followed over SSE
+    max_download_mb: int = Field(default=10240, ge=1)  # one file of a job's
+
+    @property
+    def body_bytes(self) -> int:
+        return self.max_body_mb << 20
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -131,6 +145,7 @@ class Config(BaseModel):
     default_destination: str = "local"
     path: Path | None = None
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
+    limits: Limits = Field(default_factory=Limits)
 
     def destination(self, name: str | None) -> Destination:
         key = name or self.default_destination
@@ -202,6 +217,10 @@ def load_config(
         callbacks = CallbackSettings.model_validate(raw.get("callbacks") or {})
     except ValidationError as exc:
         raise _config_error("callbacks", exc) from None
+    try:
+        limits = Limits.model_validate(raw.get("limits") or {})
+    except ValidationError as exc:
+        raise _config_error("limits", exc) from None
     return Config(
         home=home_path,
         database_url=url,
@@ -209,6 +228,7 @@ def load_config(
         default_destination=default,
         path=file,
         callbacks=callbacks,
+        limits=limits,
     )
 
 

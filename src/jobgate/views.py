@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -98,3 +98,12 @@ def jobgate_format(a: Announcement) -> Delivery:
         "event": EventOut.of(a.event).model_dump(mode="json"),
     }
     return Delivery("POST", json.dumps(payload, separators=(",", ":")).encode())
+
+
+class FileReader(Protocol):
+    """An open file of a job's (a download): reads come from the descriptor that was
+    checked when it was opened, never from its name again."""
+
+    async def read(self, offset: int, size: int) -> bytes: ...
+
+    async def close(self) -> None: ...

@@ -22,6 +22,7 @@ from jobgate.errors import SubmitError, TransientError
 from jobgate.spec import JobRecord, JobSpec
 from jobgate.states import JobState, StopReason
 from jobgate.transports.base import CommandResult, Transport
+from jobgate.views import FileReader
 
 S = JobState
 T = TypeVar("T")
@@ -128,14 +129,34 @@ class World(Transport):
     async def make_dirs(self, path: str) -> None:
         self.files.setdefault(path + "/", b"")
 
-    async def is_file_inside(self, root: str, rel: str) -> bool:
-        return f"{root}/{rel}" in self.files
+    async def open_beneath(self, root: str, rel: str) -> FileReader:
+        return _Reader(self.files[f"{root}/{rel}"]) if f"{root}/{rel}" in self.files else _missing()
+
+    async def copy_beneath(self, root: str, rel: str, local_root: str, local_rel: str) -> None:
+        if f"{root}/{rel}" not in self.files:
+            raise FileNotFoundError(rel)
+        self.files[f"{local_root}/{local_rel}"] = self.files[f"{root}/{rel}"]
 
     async def list_files(self, path: str) -> list[str]:
         return sorted(p[len(path) + 1 :] for p in self.files if p.startswith(path + "/"))
 
     def status_calls(self) -> list[list[str]]:
         return [c for c in self.calls if c[0] == "squeue" and "-j" in c]
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def read(self, offset: int, size: int) -> bytes:
+        return self.data[offset:] if size < 0 else self.data[offset : offset + size]
+
+    async def close(self) -> None:
+        pass
+
+
+def _missing() -> FileReader:
+    raise FileNotFoundError("no such file")
 
 
 class Sink:

@@ -26,6 +26,7 @@ from jobgate.transports.ssh import (
     known_hosts_path,
     remote_command,
 )
+from jobgate.views import FileReader
 
 
 def dest(**fields: object) -> Destination:
@@ -168,11 +169,27 @@ class _FakeTransport(Transport):
     async def make_dirs(self, path: str) -> None:
         raise NotImplementedError
 
-    async def is_file_inside(self, root: str, rel: str) -> bool:
+    async def open_beneath(self, root: str, rel: str) -> FileReader:
+        return _Named(f"{root}/{rel}")
+
+    async def copy_beneath(self, root: str, rel: str, local_root: str, local_rel: str) -> None:
         raise NotImplementedError
 
     async def list_files(self, path: str) -> list[str]:
         raise NotImplementedError
+
+
+class _Named:
+    """A file whose content is its own path (which file was asked for)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    async def read(self, offset: int, size: int) -> bytes:
+        return self.path.encode()
+
+    async def close(self) -> None:
+        pass
 
 
 def _job(job_id: str, stop_reason: str | None = None) -> JobRecord:

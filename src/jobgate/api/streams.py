@@ -29,14 +29,22 @@ async def events(service: JobService, job_id: str, after: int) -> AsyncIterator[
 async def logs(service: JobService, job_id: str, stream: str, offset: int) -> AsyncIterator[str]:
     """`log` events carry JSON {"offset": where the text starts, "text": ...}: JSON keeps
     the CRs of progress bars (a bare CR would end an SSE line), and the text ends on a
-    whole UTF-8 character; the event id is the offset to resume from."""
+    whole UTF-8 character; the event id is the offset to resume from. One stream sends at
+    most `limits.max_stream_mb`: then `end` says `"truncated": true` (resume from its
+    offset with a new stream, or read the log by range)."""
+    stop = offset + service.files.max_stream_bytes
     while True:
+        if offset >= stop:
+            state = (await service.get(job_id)).state.value
+            end = {"state": state, "truncated": True, "offset": offset}
+            yield f"event: end\ndata: {json.dumps(end)}\n\n"
+            return
         job = await service.get(job_id)  # read before the log: once final, the log is whole
-        data = await service.read_log(job_id, stream, offset, CHUNK)
+        data = await service.read_log(job_id, stream, offset, min(CHUNK, stop - offset))
         if not job.state.final or len(data) == CHUNK:
             data = _whole_chars(data)  # the rest of a character is still to come
         if data:
-            body = {"offset": offset, "text": data.decode(errors="replace")}
+            body: dict[str, object] = {"offset": offset, "text": data.decode(errors="replace")}
             offset += len(data)
             yield f"id: {offset}\nevent: log\ndata: {json.dumps(body)}\n\n"
         elif job.state.final:

@@ -21,6 +21,7 @@ from jobgate.errors import SchedulerUnavailable
 from jobgate.spec import JobRecord, Resources
 from jobgate.states import StopReason
 from jobgate.transports.base import Transport
+from jobgate.views import FileReader
 
 
 @dataclass
@@ -97,9 +98,10 @@ class Backend(ABC):
             raise SchedulerUnavailable(f"job {job.id} has no run directory yet")
         return JobFiles.of(job, run_dir)
 
-    def outputs_dir(self, job: JobRecord) -> str:
-        """Where stage-out puts the job's output files, on the gateway's host."""
-        return posixpath.join(self.local_dir, job.id, "outputs")
+    def local_folder(self, job: JobRecord) -> str:
+        """The job's folder on the gateway's host (its run directory, for local jobs):
+        stage-out puts the job's output files in its `outputs/`."""
+        return posixpath.join(self.local_dir, job.id)
 
     def resources(self, job: JobRecord) -> Resources:
         return job.resources or self.destination.effective(job.spec.resources)
@@ -132,16 +134,28 @@ class Backend(ABC):
 
     async def stage_out(self, job: JobRecord) -> list[str]:
         """Collect the job's output files onto the gateway's host; the missing ones."""
-        return await stage_out(self.transport, job, self.files(job), self.outputs_dir(job))
+        return await stage_out(self.transport, job, self.files(job), self.local_folder(job))
+
+    def anchored(self, job: JobRecord, path: str) -> tuple[str, str]:
+        """`path` (absolute, or relative to the run directory) as (a directory the gateway
+        trusts, the rest): the run directory, else the job's working directory, else (a
+        path the job's own user named, embedded use) the file's folder."""
+        files = self.files(job)
+        full = posixpath.normpath(posixpath.join(files.run_dir, path))
+        for root in (files.run_dir, files.workdir):
+            if full.startswith(root.rstrip("/") + "/"):
+                return root, full[len(root.rstrip("/")) + 1 :]
+        return posixpath.split(full)
 
     async def read(self, job: JobRecord, path: str, offset: int = 0, limit: int = -1) -> bytes:
-        """Bytes of a file of the job (absolute, or relative to its run directory)."""
-        full = posixpath.join(self.files(job).run_dir, path)
-        return await self.transport.read_file(full, offset, limit)
+        """Bytes of a file of the job (absolute, or relative to its run directory), opened
+        beneath its directory: no link followed, no FIFO waited on."""
+        root, rel = self.anchored(job, path)
+        return await self.transport.read_beneath(root, rel, offset, limit)
 
-    async def is_file_inside(self, job: JobRecord, rel: str) -> bool:
-        """Is `rel` a regular file of the run directory, with no link leading out of it?"""
-        return await self.transport.is_file_inside(self.files(job).run_dir, rel)
+    async def open_file(self, job: JobRecord, rel: str) -> FileReader:
+        """A file of the run directory, open for reading (for downloads)."""
+        return await self.transport.open_beneath(self.files(job).run_dir, rel)
 
     async def list_files(self, job: JobRecord) -> list[str]:
         """The regular files under the job's run directory, relative to it."""

@@ -226,14 +226,16 @@ class BatchBackend(Backend):
             self._finish_if_done(t)
 
     async def _sidecar(self, t: Tracked, unit: Unit) -> SidecarCode:
-        run_dir = self.files(t.job).run_dir
-        path = f"{run_dir}/{EXITCODE}" if unit is None else f"{run_dir}/tasks/{unit}/{EXITCODE}"
+        rel = EXITCODE if unit is None else f"tasks/{unit}/{EXITCODE}"
         try:
-            text = (await self.transport.read_file(path)).decode(errors="replace").strip()
+            data = await self.transport.read_beneath(self.files(t.job).run_dir, rel, 0, 64)
         except FileNotFoundError:
             return None
         except TransientError:
             return UNREADABLE
+        except (OSError, ValueError):  # a link or a FIFO in its place: no sidecar of ours
+            return None
+        text = data.decode(errors="replace").strip()
         return int(text) if text.lstrip("-").isdigit() else None
 
     async def _accounting(self, jobs: list[Tracked]) -> dict[str, NativeStatus] | None:

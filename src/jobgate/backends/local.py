@@ -24,6 +24,7 @@ from jobgate.backends.staging import plan, stage_in_here
 from jobgate.errors import SubmitError
 from jobgate.spec import JobRecord
 from jobgate.states import JobState, StopReason
+from jobgate.transports import beneath
 
 _HOST = socket.gethostname()
 # A child forked by one thread holds, until it execs, the fds other threads have open: so
@@ -43,11 +44,17 @@ def process_start(pid: int) -> int | None:
     return int(fields[19])
 
 
-def read_exit_code(path: str) -> int | None:
+def _marker(run_dir: str, name: str) -> str | None:
+    """A marker file the wrapper wrote, read as nothing a job put there could trick: no
+    link followed, no FIFO waited on, a few bytes at most."""
     try:
-        text = Path(path).read_text().strip()
-    except OSError:
+        return beneath.read_beneath(run_dir, name, 0, 4096).decode(errors="replace").strip()
+    except (OSError, ValueError):
         return None
+
+
+def read_exit_code(run_dir: str) -> int | None:
+    text = _marker(run_dir, EXITCODE) or ""
     return int(text) if text.lstrip("-").isdigit() else None
 
 
@@ -101,8 +108,8 @@ class LocalBackend(Backend):
             raise SubmitError(f"cannot start the job: {exc.strerror}") from None
 
     async def find(self, job: JobRecord) -> Submitted | None:
-        pid = _read_pid(self.files(job).marker("jobgate.pid"))  # the wrapper's first act
-        if pid is None:
+        pid = _marker(self.files(job).run_dir, "jobgate.pid")  # the wrapper's first act
+        if pid is None or not pid.isdigit():
             return None
         return Submitted(str(pid), _HOST, running=True)
 
@@ -163,10 +170,10 @@ class LocalBackend(Backend):
 
     def _outcome(self, job: JobRecord, wait_status: int | None) -> Outcome:
         files = self.files(job)
-        code = read_exit_code(files.marker(EXITCODE))
+        code = read_exit_code(files.run_dir)
         stop = self._stop_reasons.pop(job.id, None) or job.stop_reason
         if code is not None:
-            return ended(code, stop, reason=_reason_for(code, files.marker("jobgate.log")))
+            return ended(code, stop, reason=_reason_for(code, files.run_dir))
         if wait_status is not None and os.WIFSIGNALED(wait_status):
             sig = signal.Signals(os.WTERMSIG(wait_status)).name
             why = f"killed by {sig} before it recorded an exit code"
@@ -217,19 +224,9 @@ def _killpg(pid: int, sig: int) -> None:
         os.killpg(pid, sig)  # the job leads its own session and process group
 
 
-def _read_pid(path: str) -> int | None:
-    try:
-        return int(Path(path).read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _reason_for(code: int, log: str) -> str | None:
+def _reason_for(code: int, run_dir: str) -> str | None:
     """For exit code 126 (the working directory or the command): the shell's own words."""
     if code != 126:
         return None
-    try:
-        detail = Path(log).read_text().strip().splitlines()[-1]
-    except (OSError, IndexError):
-        detail = "cannot enter the working directory"
-    return f"exit code 126: {detail}"
+    lines = (_marker(run_dir, "jobgate.log") or "").splitlines()
+    return f"exit code 126: {lines[-1] if lines else 'cannot enter the working directory'}"

@@ -21,6 +21,8 @@ from jobgate.spec import JobRecord
 from jobgate.transports import local
 from jobgate.transports.base import Transport
 
+OUTPUTS = "outputs"  # where collected output files go, in the job's folder on the gateway
+
 
 @dataclass(frozen=True)
 class Write:
@@ -112,21 +114,35 @@ def _staging_error(exc: OSError) -> str:
 async def stage_out(
     transport: Transport, job: JobRecord, files: JobFiles, target: str
 ) -> list[str]:
-    """Copy each output file of the job to `target` on the gateway's host; returns the
-    ones that were missing. A file that exists but cannot be copied is a FatalError."""
+    """Copy each output file of the job to `target/outputs/` on the gateway's host (target:
+    the job's folder there, which the gateway made); returns the ones that were missing.
+    Each is opened beneath the job's directory (no link followed, regular files only) and
+    written below `target` without following a link either (not even an `outputs` the job
+    made a link); any other trouble with a file (a FIFO, a directory, a link) is a
+    FatalError naming it."""
+    root, below = _anchor(files)
 
     async def fetch(rel: str) -> bool:
-        source, dest = posixpath.join(files.workdir, rel), posixpath.join(target, rel)
+        source = posixpath.join(below, rel) if below else rel
+        dest = posixpath.join(OUTPUTS, rel)
         try:
-            if source == dest:
-                return await transport.exists(source)
-            await transport.get(source, dest)
+            if posixpath.join(root, source) == posixpath.join(target, dest):
+                return await transport.is_file_beneath(root, source)
+            await transport.copy_beneath(root, source, target, dest)
         except FileNotFoundError:
             return False
-        except OSError as exc:
-            raise FatalError(f"output file {rel}: {exc.strerror or exc}") from None
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise FatalError(f"output file {rel}: {why}") from None
         return True
 
     outputs = job.spec.output_files
     found = await asyncio.gather(*(fetch(rel) for rel in outputs))
     return [rel for rel, ok in zip(outputs, found, strict=True) if not ok]
+
+
+def _anchor(files: JobFiles) -> tuple[str, str]:
+    """The directory outputs are opened beneath, and the working directory below it."""
+    if files.own_workdir:
+        return files.run_dir, files.workdir[len(files.run_dir) + 1 :]
+    return files.workdir, ""

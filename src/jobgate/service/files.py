@@ -11,6 +11,7 @@ from jobgate.config import Config
 from jobgate.engine.backends import Backends
 from jobgate.errors import NotFoundError, SpecError
 from jobgate.spec import JobRecord
+from jobgate.views import FileReader
 
 LOG_STREAMS = ("stdout", "stderr")
 
@@ -32,7 +33,9 @@ class FileService:
         try:
             return await backend.read(job, path, offset, limit)
         except FileNotFoundError:
-            return b""
+            return b""  # not written yet
+        except (OSError, ValueError) as exc:  # a link, a FIFO, a device: never followed
+            raise NotFoundError(f"job {job.id}: its {stream} is not a regular file") from exc
 
     async def list(self, job: JobRecord) -> list[str]:
         """The files of the job's run directory (relative paths), where /logs reads too."""
@@ -40,22 +43,24 @@ class FileService:
             return []
         return await self._backends.get(job.destination).list_files(job)
 
-    async def check(self, job: JobRecord, path: str) -> str:
-        """`path` as a file of the job's run directory (relative), if it is a regular file
-        that stays inside it; else NotFoundError."""
+    async def open(self, job: JobRecord, path: str) -> FileReader:
+        """A regular file of the job's run directory, open for reading: no link followed
+        at any component, no FIFO or device; NotFoundError for anything else."""
         rel = PurePosixPath(path)
-        ok = job.run_dir is not None and path and not rel.is_absolute() and "\0" not in path
-        backend = self._backends.get(job.destination)
-        if not ok or ".." in rel.parts or not await backend.is_file_inside(job, str(rel)):
+        if job.run_dir is None or not path or rel.is_absolute() or ".." in rel.parts:
             raise NotFoundError(f"no file {path!r} in job {job.id}")
-        return str(rel)
-
-    async def read(self, job: JobRecord, rel: str, offset: int = 0, limit: int = -1) -> bytes:
-        """Bytes of a file of the job's run directory that `check` accepted."""
         try:
-            return await self._backends.get(job.destination).read(job, rel, offset, limit)
-        except (FileNotFoundError, IsADirectoryError):
-            raise NotFoundError(f"no file {rel!r} in job {job.id}") from None
+            return await self._backends.get(job.destination).open_file(job, str(rel))
+        except (OSError, ValueError):  # missing, a link, not a regular file, a bad name
+            raise NotFoundError(f"no file {path!r} in job {job.id}") from None
+
+    @property
+    def max_download_bytes(self) -> int:
+        return self._config.limits.max_download_mb << 20
+
+    @property
+    def max_stream_bytes(self) -> int:
+        return self._config.limits.max_stream_mb << 20
 
     async def store_upload(self, data: bytes) -> str:
         """Keep an uploaded input file on the gateway's host; its path, named by content

@@ -10,6 +10,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from jobgate.views import FileReader
+
 MAX_LISTED = 10_000  # files a listing returns: a run directory is not a file system
 
 
@@ -56,8 +58,30 @@ class Transport(ABC):
         """mkdir -p."""
 
     @abstractmethod
-    async def is_file_inside(self, root: str, rel: str) -> bool:
-        """Is root/rel a regular file, with every link on the way resolved, inside root?"""
+    async def open_beneath(self, root: str, rel: str) -> FileReader:
+        """The regular file root/rel, opened without following a link below root, without
+        blocking (a FIFO is refused, never waited on): OSError (FileNotFoundError if
+        missing) or ValueError for a path that leaves root."""
+
+    async def read_beneath(self, root: str, rel: str, offset: int = 0, limit: int = -1) -> bytes:
+        """Bytes of root/rel from `offset`, opened as `open_beneath` does."""
+        reader = await self.open_beneath(root, rel)
+        try:
+            return await reader.read(offset, limit)
+        finally:
+            await reader.close()
+
+    async def is_file_beneath(self, root: str, rel: str) -> bool:
+        try:
+            await (await self.open_beneath(root, rel)).close()
+        except (OSError, ValueError):
+            return False
+        return True
+
+    @abstractmethod
+    async def copy_beneath(self, root: str, rel: str, local_root: str, local_rel: str) -> None:
+        """Copy the job's regular file root/rel (opened as `open_beneath` does) to
+        local_root/local_rel on the gateway's host, never writing through a link."""
 
     @abstractmethod
     async def list_files(self, path: str) -> list[str]:

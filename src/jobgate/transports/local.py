@@ -11,7 +11,9 @@ import stat
 from pathlib import Path
 
 from jobgate.errors import CommandNotFound, TransientError
+from jobgate.transports import beneath
 from jobgate.transports.base import MAX_LISTED, CommandResult, Transport
+from jobgate.views import FileReader
 
 _HOST = socket.gethostname()
 
@@ -68,19 +70,28 @@ class LocalTransport(Transport):
     async def make_dirs(self, path: str) -> None:
         await asyncio.to_thread(os.makedirs, path, exist_ok=True)
 
-    async def is_file_inside(self, root: str, rel: str) -> bool:
-        return await asyncio.to_thread(_is_file_inside, root, rel)
+    async def open_beneath(self, root: str, rel: str) -> FileReader:
+        return _Reader(await asyncio.to_thread(beneath.open_beneath, root, rel))
+
+    async def read_beneath(self, root: str, rel: str, offset: int = 0, limit: int = -1) -> bytes:
+        return await asyncio.to_thread(beneath.read_beneath, root, rel, offset, limit)
+
+    async def copy_beneath(self, root: str, rel: str, local_root: str, local_rel: str) -> None:
+        await asyncio.to_thread(beneath.copy_beneath, root, rel, local_root, local_rel)
 
     async def list_files(self, path: str) -> list[str]:
         return await asyncio.to_thread(list_files, path)
 
 
-def _is_file_inside(root: str, rel: str) -> bool:
-    try:
-        base, full = Path(root).resolve(), (Path(root) / rel).resolve()
-        return full.is_relative_to(base) and full.is_file()
-    except (OSError, ValueError):  # a name too long, a loop of links, ...
-        return False
+class _Reader:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def read(self, offset: int, size: int) -> bytes:
+        return await asyncio.to_thread(beneath.read_fd, self._fd, offset, size)
+
+    async def close(self) -> None:
+        os.close(self._fd)
 
 
 def write_file(path: str, data: bytes, mode: int = 0o644) -> None:

@@ -4,9 +4,11 @@ walks that never follow a symbolic link."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import posixpath
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 import asyncssh
 
@@ -33,14 +35,33 @@ async def removed_on_error(sftp: asyncssh.SFTPClient, path: str) -> AsyncIterato
         raise
 
 
-async def is_file_inside(sftp: asyncssh.SFTPClient, root: str, rel: str) -> bool:
-    """Is root/rel a regular file, every link on the way resolved, inside root?"""
-    try:
-        base = await sftp.realpath(root)
-        full = await sftp.realpath(posixpath.join(root, rel))
-        return full.startswith(base.rstrip("/") + "/") and bool(await sftp.isfile(full))
-    except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
-        return False
+async def resolved_file(sftp: asyncssh.SFTPClient, root: str, rel: str) -> str:
+    """root/rel with every link resolved, if that is a regular file inside root; else
+    FileNotFoundError (missing) or OSError (elsewhere, or not a regular file)."""
+    base = await sftp.realpath(root)
+    full = await sftp.realpath(posixpath.join(root, rel))
+    if not full.startswith(base.rstrip("/") + "/"):
+        raise OSError(errno.EACCES, f"{rel} leads out of {root}", rel)
+    attrs = await sftp.stat(full)  # realpath of a missing file is SFTPNoSuchFile above
+    if attrs.type != asyncssh.FILEXFER_TYPE_REGULAR:
+        raise OSError(errno.EINVAL, f"not a regular file: {rel}", rel)
+    return str(full)
+
+
+class Reader:
+    """An open SFTP file; each read within the transport's deadline and error mapping."""
+
+    def __init__(self, handle: asyncssh.SFTPClientFile, op: Callable[..., Any]) -> None:
+        self._handle, self._op = handle, op
+
+    async def read(self, offset: int, size: int) -> bytes:
+        async with self._op("reading", 120.0):
+            data: bytes = await self._handle.read(size, offset)
+        return data
+
+    async def close(self) -> None:
+        with suppress(asyncssh.Error, OSError):
+            await self._handle.close()
 
 
 async def walk(sftp: asyncssh.SFTPClient, path: str, limit: int) -> list[str]:

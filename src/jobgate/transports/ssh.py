@@ -32,8 +32,9 @@ import asyncssh
 
 from jobgate.config import Destination
 from jobgate.errors import FatalError, JobgateError, SchedulerUnavailable
-from jobgate.transports import sftp_files
+from jobgate.transports import beneath, sftp_files
 from jobgate.transports.base import MAX_LISTED, CommandResult, Transport
+from jobgate.views import FileReader
 
 log = logging.getLogger(__name__)
 
@@ -328,9 +329,19 @@ class SSHTransport(Transport):
         async with self._sftp_op(f"creating {path}", FILE_TIMEOUT_S) as sftp:
             await sftp_files.mkdirs(sftp, path)
 
-    async def is_file_inside(self, root: str, rel: str) -> bool:
+    async def open_beneath(self, root: str, rel: str) -> FileReader:
+        # The remote host's own checks: the SSH user's rights, and no path that resolves
+        # out of root (SFTP has no O_NOFOLLOW walk; the remote account is the job's own).
+        beneath.parts_of(rel)
+        async with self._sftp_op(f"opening {rel} in {root}", FILE_TIMEOUT_S) as sftp:
+            full = await sftp_files.resolved_file(sftp, root, rel)
+            return sftp_files.Reader(await sftp.open(full, "rb"), self._sftp_op)
+
+    async def copy_beneath(self, root: str, rel: str, local_root: str, local_rel: str) -> None:
+        beneath.parts_of(rel)
         async with self._sftp_op(f"looking for {rel} in {root}", FILE_TIMEOUT_S) as sftp:
-            return await sftp_files.is_file_inside(sftp, root, rel)
+            full = await sftp_files.resolved_file(sftp, root, rel)
+        await self.get(full, posixpath.join(local_root, *beneath.parts_of(local_rel)))
 
     async def list_files(self, path: str) -> list[str]:
         async with self._sftp_op(f"listing {path}", FILE_TIMEOUT_S) as sftp:

@@ -19,7 +19,8 @@ from jobgate.api.deps import Ctx, CurrentUser, OwnedJob
 from jobgate.api.schemas import CallbackAttempt, EventOut, JobList, JobOut, job_response
 from jobgate.errors import NotFoundError, SpecError
 from jobgate.service import LOG_STREAMS
-from jobgate.spec import JobRecord, JobSpec, ts
+from jobgate.spec import JobSpec, ts
+from jobgate.views import FileReader
 
 router = APIRouter(tags=["jobs"])
 FILE_CHUNK = 1024 * 1024
@@ -261,19 +262,25 @@ async def list_files(job: OwnedJob, ctx: Ctx) -> list[str]:
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 async def get_file(job: OwnedJob, ctx: Ctx, path: str) -> StreamingResponse:
-    rel = await ctx.service.files.check(job, path)
-    media_type = mimetypes.guess_type(rel)[0] or "application/octet-stream"
-    return StreamingResponse(_chunks(ctx, job, rel), media_type=media_type)
+    """The file as it was opened (no link followed, regular files only), at most the
+    gateway's `limits.max_download_mb`."""
+    reader = await ctx.service.files.open(job, path)
+    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    limit = ctx.service.files.max_download_bytes
+    return StreamingResponse(_chunks(reader, limit), media_type=media_type)
 
 
-async def _chunks(ctx: Ctx, job: JobRecord, rel: str) -> AsyncIterator[bytes]:
+async def _chunks(reader: FileReader, limit: int) -> AsyncIterator[bytes]:
     offset = 0
-    while True:
-        data = await ctx.service.files.read(job, rel, offset, FILE_CHUNK)
-        if not data:
-            return
-        offset += len(data)
-        yield data
+    try:
+        while offset < limit:
+            data = await reader.read(offset, min(FILE_CHUNK, limit - offset))
+            if not data:
+                return
+            offset += len(data)
+            yield data
+    finally:
+        await reader.close()
 
 
 def _last_event_id(request: Request, default: int) -> int:
