@@ -90,8 +90,10 @@ run() {  # run NAME -> prints pytest's summary and "NAME: passed=.. skipped=.. f
   scratch=$(mktemp -d "${TMPDIR:-/tmp}/jobgate-psij-$dest.XXXXXX")
   mkdir -p "$scratch/home"
   case $dest in
-    local|remote)
+    local)
       printf '[destinations.local]\nscheduler = "local"\n' ;;
+    remote)  # PSI/J's tests name absolute paths in its pytest temp dirs: a work root
+      printf '[destinations.local]\nscheduler = "local"\nwork_roots = ["%s"]\n' "${TMPDIR:-/tmp}" ;;
     slurm)
       sinfo -h >/dev/null 2>&1 || die "Slurm does not answer (sinfo); start it with scripts/slurm-up.sh"
       printf '[gateway]\ndefault_destination = "slurm"\n\n[destinations.slurm]\n'

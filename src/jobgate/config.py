@@ -55,6 +55,9 @@ class Destination(BaseModel):
     poll_interval_s: float = Field(default=2.0, gt=0)
     cancel_grace_s: float = Field(default=5.0, ge=0)
     max_submits: int = Field(default=8, ge=1)  # submit commands (sbatch, qsub) at once
+    # Where API users' jobs may name absolute paths (`{user}`: the jobgate user), e.g.
+    # ["/scratch/{user}"]; elsewhere their paths stay inside the run directory.
+    work_roots: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -75,6 +78,14 @@ class Destination(BaseModel):
     def _remote_dir(cls, v: str | None) -> str | None:
         if v is not None and (not v or any(c in v for c in "\t\n\0")):
             raise ValueError("must be a non-empty path without tabs, newlines or NUL")
+        return v
+
+    @field_validator("work_roots")
+    @classmethod
+    def _roots(cls, v: list[str]) -> list[str]:
+        for root in v:
+            if not root.startswith("/") or ".." in root.split("/") or "\0" in root:
+                raise ValueError(f"{root!r} must be an absolute path without '..'")
         return v
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ import builtins
 import getpass
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from jobgate.errors import ConflictError, InvalidTransition, NotFoundError, Spec
 from jobgate.ids import new_id
 from jobgate.service.accounts import AccountService
 from jobgate.service.files import FileService
+from jobgate.service.paths import check_confined, user_roots
 from jobgate.service.system import SystemService
 from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources, format_walltime
 from jobgate.states import JobState, StopReason
@@ -28,6 +30,14 @@ from jobgate.store import AsyncStore, Transition
 from jobgate.store.batching import Batcher
 
 _BEFORE_START = frozenset({JobState.NEW, JobState.QUEUED})
+
+
+@dataclass(frozen=True)
+class Area:
+    """A door's word that a job is submitted for an API user: its paths stay inside its
+    run directory or beneath the destination's work roots, or these extra `roots`."""
+
+    roots: tuple[str, ...] = ()
 
 
 class JobService:
@@ -62,15 +72,24 @@ class JobService:
 
     # -- submit ---------------------------------------------------------------------------
 
-    async def submit(self, spec: JobSpec | dict[str, Any], owner: str | None = None) -> JobRecord:
-        return (await self.submit_once(spec, owner))[0]
+    async def submit(
+        self,
+        spec: JobSpec | dict[str, Any],
+        owner: str | None = None,
+        area: Area | None = None,
+    ) -> JobRecord:
+        return (await self.submit_once(spec, owner, area))[0]
 
     async def submit_once(
-        self, spec: JobSpec | dict[str, Any], owner: str | None = None
+        self,
+        spec: JobSpec | dict[str, Any],
+        owner: str | None = None,
+        area: Area | None = None,
     ) -> tuple[JobRecord, bool]:
         """Submit; with an idempotency key seen before, the earlier job and False. Jobs
-        submitted together (concurrent API requests) are committed together."""
-        record, created = await self._new(spec, owner)
+        submitted together (concurrent API requests) are committed together. `area`: a
+        door submitting for an API user confines the job's paths (service/paths.py)."""
+        record, created = await self._new(spec, owner, area)
         if not created:
             return record, False
         if record.spec.idempotency_key:  # a racing twin may win: _insert settles who did
@@ -89,27 +108,32 @@ class JobService:
         return (earlier, False) if earlier is not None else self._insert(record)
 
     async def _new(
-        self, spec: JobSpec | dict[str, Any], owner: str | None
+        self, spec: JobSpec | dict[str, Any], owner: str | None, area: Area | None
     ) -> tuple[JobRecord, bool]:
         """The job to insert and True; or an earlier job with the same idempotency key."""
-        record = self._prepare(spec, owner)
+        record = self._prepare(spec, owner, area)
         if record.spec.idempotency_key:
             earlier = await self._db.read(self._same_request, record.owner, record.spec)
             if earlier is not None:
                 return earlier, False
         return record, True
 
-    def _prepare(self, spec: JobSpec | dict[str, Any], owner: str | None) -> JobRecord:
+    def _prepare(
+        self, spec: JobSpec | dict[str, Any], owner: str | None, area: Area | None = None
+    ) -> JobRecord:
         """The new job, checked against its destination; its run directory and effective
         resources are decided here, once, and stored with it."""
         spec = JobSpec.parse(spec)
+        owner = owner or getpass.getuser()
         dest = self.config.destination(spec.destination)
+        if area is not None:
+            check_confined(spec, user_roots(dest, owner, area.roots))
         resources = self._check(spec, dest)
         now, job_id = datetime.now(UTC), new_id()
         return JobRecord(
             id=job_id,
             name=spec.name,
-            owner=owner or getpass.getuser(),
+            owner=owner,
             destination=dest.name,
             state=JobState.QUEUED,
             run_dir=self._backends.get(dest.name).run_dir_of(job_id),

@@ -31,6 +31,7 @@ from jobgate.api.compat import COMPAT_LABEL, js_time
 from jobgate.api.deps import Ctx, _owned_job
 from jobgate.api.problems import PROBLEM
 from jobgate.errors import SpecError
+from jobgate.service import Area
 from jobgate.spec import JobEvent, JobRecord
 from jobgate.states import FINAL_STATES, JobState
 from jobgate.users import User
@@ -202,7 +203,7 @@ async def submit(
         "labels": {COMPAT_LABEL: NAME},
     }
     try:
-        record = await ctx.service.submit(spec, user.name)
+        record = await ctx.service.submit(spec, user.name, Area())
     except SpecError as exc:
         head, _, rest = exc.field.partition(".")
         names = {"destination": "dest", "environment": "env"}

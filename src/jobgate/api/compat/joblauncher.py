@@ -29,6 +29,7 @@ from jobgate.api.compat import COMPAT_LABEL
 from jobgate.api.deps import Ctx, CurrentUser, OwnedJob
 from jobgate.config import Config
 from jobgate.errors import SpecError
+from jobgate.service import Area
 from jobgate.spec import JobRecord
 from jobgate.states import JobState
 from jobgate.views import Announcement, Delivery
@@ -118,8 +119,9 @@ async def submit_job(
     body: JobSubmitRequest, request: Request, user: CurrentUser, ctx: Ctx
 ) -> Response:
     spec = to_spec(body, ctx.service.config, user.name)
+    jobdirs = tuple(str(r) for r in jobdir_roots(ctx.service.config, user.name))
     try:
-        record = await ctx.service.submit(spec, user.name)
+        record = await ctx.service.submit(spec, user.name, Area(jobdirs))
     except SpecError as exc:  # name the field as the client wrote it
         head, _, rest = exc.field.partition(".")
         if head not in _FIELDS:

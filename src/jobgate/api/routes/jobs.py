@@ -18,7 +18,7 @@ from jobgate.api import streams
 from jobgate.api.deps import Ctx, CurrentUser, OwnedJob
 from jobgate.api.schemas import CallbackAttempt, EventOut, JobList, JobOut, job_response
 from jobgate.errors import NotFoundError, SpecError
-from jobgate.service import LOG_STREAMS
+from jobgate.service import LOG_STREAMS, Area
 from jobgate.spec import JobSpec, ts
 from jobgate.views import FileReader
 
@@ -66,7 +66,7 @@ async def submit_job(
         spec = await _json_spec(request, ctx)
     if idempotency_key:
         spec["idempotency_key"] = idempotency_key
-    record, created = await ctx.service.submit_once(spec, owner=user.name)
+    record, created = await ctx.service.submit_once(spec, owner=user.name, area=Area())
     ctx.metrics.submit_latency.observe(time.perf_counter() - started)
     location = {"Location": f"{request.url.path.rstrip('/')}/{record.id}"}
     return job_response(JobOut.of(record), 201 if created else 200, location)
