@@ -6,6 +6,7 @@ unit in the field name (`walltime_s`, `memory_mb`).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -21,6 +22,11 @@ _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ARRAY_RE = re.compile(r"^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _UNITS_MB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+# Bounds on what a job may ask for: far past any real machine, well within every
+# integer column and scheduler option (1e400 or a 400-digit number is bad input).
+MAX_WALLTIME_S = 10 * 366 * 86400
+MAX_MEMORY_MB = 1 << 40
+MAX_COUNT = 10_000_000
 
 
 def parse_walltime(value: str | int | float) -> int:
@@ -29,9 +35,13 @@ def parse_walltime(value: str | int | float) -> int:
     if isinstance(value, bool):
         raise ValueError("must be a duration, not a boolean")
     if isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) > MAX_WALLTIME_S:
+            raise ValueError(f"must be at most {MAX_WALLTIME_S} seconds")
         seconds = int(value)
     else:
         text = value.strip().lower()
+        if len(text) > 40:  # no duration needs more; int() of thousands of digits is slow
+            raise ValueError(f"cannot parse {value[:40]!r}... as a duration")
         suffix = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text)
         if suffix:
             factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}[suffix.group(2)]
@@ -40,6 +50,8 @@ def parse_walltime(value: str | int | float) -> int:
             seconds = _parse_clock(text)
     if seconds <= 0:
         raise ValueError("must be positive")
+    if seconds > MAX_WALLTIME_S:
+        raise ValueError(f"must be at most {MAX_WALLTIME_S // 86400} days")
     return seconds
 
 
@@ -75,10 +87,14 @@ def parse_memory(value: str | int | float) -> int:
     if isinstance(value, int | float):
         mb = float(value)
     else:
+        if len(value) > 40:
+            raise ValueError(f"cannot parse {value[:40]!r}... as a size")
         m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?", value.strip().lower())
         if not m:
             raise ValueError(f"cannot parse {value!r} as a size (try '512M' or '32G')")
         mb = float(m.group(1)) * _UNITS_MB[(m.group(2) or "m").upper()]
+    if not math.isfinite(mb) or mb > MAX_MEMORY_MB:
+        raise ValueError(f"must be at most {MAX_MEMORY_MB} MB")
     if mb <= 0:
         raise ValueError("must be positive")
     return max(1, round(mb))
@@ -107,12 +123,12 @@ class _Model(BaseModel):
 
 
 class Resources(_Model):
-    nodes: int | None = Field(default=None, ge=1)
-    tasks: int | None = Field(default=None, ge=1)
-    cpus_per_task: int | None = Field(default=None, ge=1)
-    memory_mb: int | None = Field(default=None, ge=1)
-    gpus: int | None = Field(default=None, ge=0)
-    walltime_s: int | None = Field(default=None, ge=1)
+    nodes: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    tasks: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    cpus_per_task: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    memory_mb: int | None = Field(default=None, ge=1, le=MAX_MEMORY_MB)
+    gpus: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    walltime_s: int | None = Field(default=None, ge=1, le=MAX_WALLTIME_S)
     partition: str | None = None
     account: str | None = None
     qos: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from jobgate.api import problems
+from jobgate.api.bodies import BodyGuard
 from jobgate.api.compat import cybergis, joblauncher
 from jobgate.api.deps import ApiContext
 from jobgate.api.routes import jobs, system
@@ -15,7 +16,7 @@ from jobgate.version import __version__
 PREFIX = "/api/v1"
 
 
-def create_app(service: JobService, max_upload_mb: int = 100) -> FastAPI:
+def create_app(service: JobService) -> FastAPI:
     app = FastAPI(
         title="jobgate",
         version=__version__,
@@ -26,7 +27,10 @@ def create_app(service: JobService, max_upload_mb: int = 100) -> FastAPI:
         # Off unless asked for: its per-request checks cost more than our whole GET handler.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.ctx = ApiContext(service, max_upload_mb * 1024 * 1024)
+    limit = service.config.limits.body_bytes
+    app.state.ctx = ApiContext(service, limit)
+    # Outermost: a body is authenticated and sized before any route reads it.
+    app.add_middleware(BodyGuard, limit=limit, authenticate=service.accounts.authenticate)
     # Jobs submitted through the joblauncher door are called back in its format.
     service.system.register_callback_format(joblauncher.NAME, joblauncher.callback_format)
     problems.install(app)

@@ -29,6 +29,14 @@ PROBLEM = "application/problem+json"
 RETRY_AFTER_S = 2  # what a 503 asks clients to wait
 
 
+class TooLarge(Exception):
+    """A request body went past the limit while it was read (api/bodies.py)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"bodies are at most {limit} bytes")
+
+
 def problem(status: int, title: str, detail: str = "", **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -78,6 +86,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(TooLarge)
+    async def _too_large(_: Request, exc: TooLarge) -> JSONResponse:
+        return problem(413, "Request body too large", str(exc))
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(_: Request, exc: ClientDisconnect) -> JSONResponse:

@@ -9,6 +9,7 @@ from typing import Any
 from jobgate.config import Config
 from jobgate.engine.callbacks import CallbackDispatcher
 from jobgate.engine.supervisor import Supervisor
+from jobgate.errors import StoreUnavailable
 from jobgate.spec import JobRecord
 from jobgate.states import JobState
 from jobgate.store import AsyncStore
@@ -60,9 +61,15 @@ class SystemService:
         """Jobs per destination and state."""
         return await self._db.read(self._db.sync.counts)
 
-    async def health(self) -> dict[str, str]:
-        await self.counts()  # the store answers (StoreUnavailable if not)
-        return {"status": "ok"}
+    async def health(self) -> dict[str, bool]:
+        """Whether the store answers reads and takes writes now (each bounded in time)."""
+        try:
+            await self.counts()
+            reads = True
+        except StoreUnavailable:
+            reads = False
+        writes = await self._db.write(self._db.sync.can_write)
+        return {"reads": reads, "writes": writes}
 
     async def waiting_reason(self, job: JobRecord) -> str | None:
         """Why a job has not started: the gateway's capacity, or the scheduler's queue."""

@@ -16,7 +16,10 @@ from sqlalchemy.exc import DataError, OperationalError
 from jobgate.errors import SpecError, StoreUnavailable
 from jobgate.store import migrate
 
-BUSY_TIMEOUT_MS = 30_000  # how long a writer (off the event loop) waits for SQLite's lock
+# How long a writer (off the event loop) waits for SQLite's lock before StoreUnavailable
+# (503 in the API, with Retry-After): a few seconds, so a store held by another process
+# answers requests instead of hanging them; the supervisor's writes are kept and retried.
+BUSY_TIMEOUT_MS = 3_000
 
 
 class StoreBusy(StoreUnavailable):
@@ -113,6 +116,16 @@ class Database:
         """For one statement (no snapshot is shared across statements)."""
         with _translated(), self._autocommit.connect().execution_options(read=True) as conn:
             yield conn
+
+    def can_write(self) -> bool:
+        """Does a write go through now (/healthz)? One that changes nothing, committed: it
+        needs the write lock (SQLite) and a writable file or server."""
+        try:
+            with self.writing() as conn:
+                conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
+        except StoreUnavailable:
+            return False
+        return True
 
     def close(self) -> None:
         self.engine.dispose()

@@ -25,8 +25,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from jobgate.api.bodies import check_text
 from jobgate.api.compat import COMPAT_LABEL, js_time
 from jobgate.api.deps import Ctx, _owned_job
 from jobgate.api.problems import PROBLEM
@@ -83,9 +84,7 @@ router = APIRouter(tags=["compat: cybergis"], route_class=_SupervisorRoute)
 
 async def _body(request: Request, ctx: Ctx) -> dict[str, Any]:
     """The JSON body, also of a GET (job-supervisor sends `aT` in GET bodies)."""
-    raw = await request.body()
-    if len(raw) > ctx.max_upload_bytes:
-        raise SpecError("body", f"larger than {ctx.max_upload_bytes} bytes")
+    raw = await request.body()  # at most bodies.TOKEN_IN_BODY_LIMIT bytes
     try:
         data = json.loads(raw) if raw else {}
     except ValueError:
@@ -132,6 +131,12 @@ class Credentials(BaseModel):
     user: str | None = None
     password: str | None = Field(default=None, description="A jobgate token, if no header")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        check_text(data)  # NUL or a lone surrogate: 422 naming the member, nothing run
+        return data
+
 
 class Manifest(BaseModel):
     """What a job-supervisor client submits; other members are echoed back, as there."""
@@ -145,6 +150,12 @@ class Manifest(BaseModel):
     payload: dict[str, Any] = Field(
         default_factory=dict, description="`scripts`: shell commands, run in order"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        check_text(data)  # NUL or a lone surrogate: 422 naming the member, nothing run
+        return data
 
 
 class Event(BaseModel):

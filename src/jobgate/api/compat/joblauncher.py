@@ -23,8 +23,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from jobgate.api.bodies import check_text
 from jobgate.api.compat import COMPAT_LABEL
 from jobgate.api.deps import Ctx, CurrentUser, OwnedJob
 from jobgate.config import Config
@@ -75,6 +76,12 @@ class JobSubmitRequest(BaseModel):
     max_time: int | None = Field(
         default=None, ge=1, le=10_000_000, description="Walltime in minutes"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        check_text(data)  # NUL or a lone surrogate: 422 naming the member, nothing run
+        return data
 
 
 class JobRequestEcho(BaseModel):

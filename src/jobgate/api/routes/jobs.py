@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,9 +11,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from starlette.types import Message
 
 from jobgate.api import streams
+from jobgate.api.bodies import check_text
 from jobgate.api.deps import Ctx, CurrentUser, OwnedJob
 from jobgate.api.schemas import CallbackAttempt, EventOut, JobList, JobOut, job_response
 from jobgate.errors import NotFoundError, SpecError
@@ -72,30 +71,11 @@ async def submit_job(
     return job_response(JobOut.of(record), 201 if created else 200, location)
 
 
-def _limited(request: Request, limit: int, field: str) -> Request:
-    """The request, refusing a body over `limit` bytes: at once if its Content-Length says
-    so, else as soon as that much has arrived (chunked), not after buffering or storing it."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise SpecError(field, f"upload larger than {limit} bytes")
-    seen = 0
-
-    async def receive() -> Message:
-        nonlocal seen
-        message = await request.receive()
-        seen += len(message.get("body", b""))
-        if seen > limit:
-            raise SpecError(field, f"upload larger than {limit} bytes")
-        return message
-
-    return Request(request.scope, receive)
-
-
 def _parse(raw: bytes | str, field: str) -> dict[str, Any]:
     try:
         spec = json.loads(raw)
         if isinstance(spec, dict):
-            _check_text(spec, "")
+            check_text(spec, "")
     except (ValueError, RecursionError):
         raise SpecError(field, "not valid JSON (or nested too deeply)") from None
     if not isinstance(spec, dict):
@@ -103,33 +83,15 @@ def _parse(raw: bytes | str, field: str) -> dict[str, Any]:
     return spec
 
 
-_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
-
-
-def _check_text(value: Any, where: str) -> None:
-    """No NUL (no C string or PostgreSQL text holds one) and no lone surrogate (not Unicode;
-    JSON's \\ud800 escapes decode to them) in any key or value of the spec."""
-    if isinstance(value, str):
-        if _NOT_TEXT.search(value):
-            raise SpecError(where or "body", "contains a NUL byte or a lone UTF-16 surrogate")
-    elif isinstance(value, dict | list):
-        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
-            path = f"{where}.{key}" if where else str(key)
-            _check_text(key, path)
-            _check_text(item, path)
-
-
 async def _json_spec(request: Request, ctx: Ctx) -> dict[str, Any]:
-    spec = _parse(await _limited(request, ctx.max_upload_bytes, "body").body(), "body")
+    spec = _parse(await request.body(), "body")  # its size: api/bodies.py
     if spec.get("input_files"):  # paths on the gateway's disk are not the caller's to name
         raise SpecError("input_files", "send input files as multipart/form-data parts")
     return spec
 
 
 async def _multipart_spec(request: Request, ctx: Ctx) -> dict[str, Any]:
-    form = await _limited(request, ctx.max_upload_bytes, "files").form(
-        max_files=1000, max_fields=10
-    )
+    form = await request.form(max_files=1000, max_fields=10)
     raw = form.get("spec")
     if not isinstance(raw, str):
         raise SpecError("spec", "the multipart form needs a 'spec' field with the JobSpec as JSON")
@@ -159,9 +121,9 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JobList:
     for field, value in {"destination": destination, "name": name, "cursor": cursor}.items():
-        _check_text(value, field)
-    _check_text(label, "label")
-    _check_text(state, "state")
+        check_text(value, field)
+    check_text(label, "label")
+    check_text(state, "state")
     labels = {}
     for item in label or []:
         key, sep, value = item.partition("=")

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from jobgate.api.deps import AdminUser, Ctx, CurrentUser
+from jobgate.api.problems import problem
 from jobgate.api.schemas import DestinationOut, MeOut, TokenIn, TokenOut
 
 router = APIRouter()
 
 
-@router.get("/healthz", tags=["system"])
-async def healthz(ctx: Ctx) -> dict[str, str]:
-    return await ctx.service.system.health()
+@router.get(
+    "/healthz",
+    tags=["system"],
+    responses={503: {"description": "The store cannot take writes (or reads) now"}},
+)
+async def healthz(ctx: Ctx) -> Response:
+    """200 if the store answers reads and takes writes; 503 (problem+json, with what works)
+    if not. It answers within a few seconds either way."""
+    store = await ctx.service.system.health()
+    if all(store.values()):
+        return JSONResponse({"status": "ok", "store": store})
+    down = [what for what, ok in store.items() if not ok]
+    return problem(
+        503, "Store unavailable", f"the store does not take {' or '.join(down)}", store=store
+    )
 
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["system"])
