@@ -10,9 +10,17 @@ import math
 import re
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jobgate.errors import SpecError
 from jobgate.states import JobState, StopReason
@@ -116,6 +124,9 @@ def _relative_path(value: str) -> str:
     if not value or path.is_absolute() or ".." in path.parts:
         raise ValueError(f"{value!r} must be a relative path inside the run directory")
     return str(path)
+
+
+RelativePath = Annotated[str, AfterValidator(_relative_path)]
 
 
 class _Model(BaseModel):
@@ -223,7 +234,7 @@ class JobSpec(_Model):
     stdout: str | None = None
     stderr: str | None = None
     input_files: list[FileStage] = Field(default_factory=list)
-    output_files: list[str] = Field(default_factory=list)
+    output_files: list[RelativePath] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
     destination: str | None = None
     resources: Resources = Field(default_factory=Resources)
@@ -260,11 +271,6 @@ class JobSpec(_Model):
             if "\x00" in value:
                 raise ValueError(f"{key}: value contains a NUL byte")
         return v
-
-    @field_validator("output_files")
-    @classmethod
-    def _outputs(cls, v: list[str]) -> list[str]:
-        return [_relative_path(p) for p in v]
 
     @field_validator("labels")
     @classmethod

@@ -65,6 +65,7 @@ class Server:
     home: Path
     env: dict[str, str]  # what the server runs with (JOBGATE_HOME, ..._DATABASE_URL, ...)
     log: list[str] = field(default_factory=list)  # the server's stderr, line by line
+    pid: int = 0
     _clients: dict[str | None, httpx.Client] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Any]:  # base_url, tokens = server
@@ -239,7 +240,7 @@ def running_server(
         "JOBGATE_CONFIG": str(config_path),
     }
     proc = start_serve(env, "--port", "0")
-    srv = Server(proc.url, {}, home, env, proc.log)
+    srv = Server(proc.url, {}, home, env, proc.log, proc.pid)
     try:
         srv.tokens = create_tokens(env)
         yield srv

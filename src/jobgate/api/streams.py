@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
+from jobgate.errors import NotFoundError
 from jobgate.service import JobService
 
 TICK_S = 1.0  # also the keep-alive period (a comment line) for idle streams
@@ -40,7 +41,12 @@ async def logs(service: JobService, job_id: str, stream: str, offset: int) -> As
             yield f"event: end\ndata: {json.dumps(end)}\n\n"
             return
         job = await service.get(job_id)  # read before the log: once final, the log is whole
-        data = await service.read_log(job_id, stream, offset, min(CHUNK, stop - offset))
+        try:
+            data = await service.read_log(job_id, stream, offset, min(CHUNK, stop - offset))
+        except NotFoundError as exc:  # the job put something else in the log's place
+            end = {"state": job.state.value, "error": str(exc)}
+            yield f"event: end\ndata: {json.dumps(end)}\n\n"
+            return
         if not job.state.final or len(data) == CHUNK:
             data = _whole_chars(data)  # the rest of a character is still to come
         if data:

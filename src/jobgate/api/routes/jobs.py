@@ -201,6 +201,7 @@ async def job_logs(
         raise NotFoundError(f"no log {stream!r} (stdout or stderr)")
     if follow or "text/event-stream" in request.headers.get("accept", ""):
         start = _last_event_id(request, offset)
+        await ctx.service.read_log(job.id, stream, start, 0)  # a 404 now, not mid-stream
         return StreamingResponse(
             streams.logs(ctx.service, job.id, stream, start), media_type="text/event-stream"
         )
