@@ -22,6 +22,11 @@ from jobgate.store import migrate
 BUSY_TIMEOUT_MS = 3_000
 
 
+# PostgreSQL: a statement that waits this long for a lock another session holds fails
+# (StoreUnavailable) instead of hanging its request.
+PG_OPTIONS = {"options": f"-c lock_timeout={BUSY_TIMEOUT_MS}"}
+
+
 class StoreBusy(StoreUnavailable):
     """SQLite's write lock is held by someone else, and this call was not to wait for it."""
 
@@ -42,7 +47,9 @@ class Database:
         self._autocommit = (
             self.engine
             if self.is_sqlite
-            else create_engine(url, pool_size=10, isolation_level="AUTOCOMMIT")
+            else create_engine(
+                url, pool_size=10, isolation_level="AUTOCOMMIT", connect_args=PG_OPTIONS
+            )
         )
 
     def migrate(self) -> None:
@@ -56,7 +63,7 @@ class Database:
         if not self.is_sqlite:
             # No pool_pre_ping (a round trip per checkout): a connection found dead fails
             # its statement as TransientError and the pool is invalidated for the next.
-            return create_engine(url, pool_size=10)
+            return create_engine(url, pool_size=10, connect_args=PG_OPTIONS)
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -118,11 +125,12 @@ class Database:
             yield conn
 
     def can_write(self) -> bool:
-        """Does a write go through now (/healthz)? One that changes nothing, committed: it
-        needs the write lock (SQLite) and a writable file or server."""
+        """Does a write go through now (/healthz)? One to the jobs table that changes
+        nothing, committed: it needs the write lock (SQLite), the table's write lock
+        (PostgreSQL), and a writable file or server."""
         try:
             with self.writing() as conn:
-                conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
+                conn.exec_driver_sql("UPDATE jobs SET updated_at = updated_at WHERE id = ''")
         except StoreUnavailable:
             return False
         return True
