@@ -85,6 +85,7 @@ def test_a_token_expires_through_the_cli(server: Server) -> None:
         ({"expires_in_s": 10**12}, "expires_in_s"),
         ({"expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
         ({"expires_at": "tomorrow"}, "expires_at"),
+        ({"expires_at": "9999-12-31T23:59:00-14:00"}, "expires_at"),  # past year 9999 in UTC
         ({"expires_in_s": 60, "expires_at": "2099-01-01T00:00:00Z"}, "expires_at"),
     ],
 )
@@ -96,7 +97,7 @@ def test_bad_expiries_are_422_naming_the_field(
 
 
 def test_bad_expiries_on_the_cli_are_one_line(server: Server) -> None:
-    for value in ("soon", "2001-01-01", "99999999999w"):
+    for value in ("soon", "2001-01-01", "99999999999w", "999999999w", "9000w"):
         res = jg(server, "token", "create", "--user", user_name(), "--expires", value)
         assert res.returncode == 2 and res.stdout == "", res
         assert res.stderr.startswith("jobgate: error: expires: ") and res.stderr.count("\n") == 1

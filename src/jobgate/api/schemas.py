@@ -35,7 +35,7 @@ class JobList(BaseModel):
 
 _USER = r"^[A-Za-z0-9_.@-]+$"
 UserName = Annotated[str, Field(min_length=1, max_length=200, pattern=_USER)]
-_TEN_YEARS_S = 10 * 365 * 86400
+_CENTURY_S = 100 * 365 * 86400  # as the service allows
 
 
 class TokenIn(BaseModel):
@@ -43,7 +43,7 @@ class TokenIn(BaseModel):
     admin: bool = False
     label: str = Field(default="", max_length=200)
     expires_in_s: int | None = Field(
-        default=None, gt=0, le=_TEN_YEARS_S, description="Valid this many seconds from now"
+        default=None, gt=0, le=_CENTURY_S, description="Valid this many seconds from now"
     )
     expires_at: datetime | None = Field(
         default=None, description="Valid until then (ISO 8601, UTC unless it has a zone)"

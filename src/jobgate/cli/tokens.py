@@ -74,7 +74,10 @@ def token_create(
 ) -> None:
     """Create a token and print it (it is stored only as a hash: keep it)."""
     accounts = _accounts(ctx)
-    new = accounts.create_token_now(user, admin=admin, label=label, expires_at=expiry(expires))
+    try:
+        new = accounts.create_token_now(user, admin=admin, label=label, expires_at=expiry(expires))
+    except SpecError as exc:  # name the flag, not the service's field
+        raise SpecError("expires", exc.message) if exc.field == "expires_at" else exc from None
     if as_json:
         render.print_json({"token": new.token, **render.token_json(new.info)})
     else:

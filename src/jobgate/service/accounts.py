@@ -14,6 +14,7 @@ from jobgate.store import AsyncStore
 from jobgate.store.accounts import Accounts
 from jobgate.users import NewToken, TokenInfo, User
 
+MAX_EXPIRY_S = 100 * 365 * 86400
 _TOKEN_ID = re.compile(r"[0-9a-f]{16}")  # as the store makes them
 
 
@@ -78,4 +79,6 @@ def _expiry(expires_at: datetime | None) -> float | None:
     when = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
     if when.timestamp() <= time.time():
         raise SpecError("expires_at", f"{when.isoformat()} is not in the future")
+    if when.timestamp() > time.time() + MAX_EXPIRY_S:  # and shown without overflow
+        raise SpecError("expires_at", f"{when.isoformat()} is over 100 years away: give none")
     return when.timestamp()
