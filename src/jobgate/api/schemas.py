@@ -78,6 +78,8 @@ class TokenInfoOut(BaseModel):
 
 
 class TokenOut(TokenInfoOut):
+    """A new token: the only time it is shown."""
+
     admin: bool
     token: str = Field(description="Shown once; only its hash is stored")
 
