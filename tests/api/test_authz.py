@@ -6,6 +6,7 @@ without a row here fails this test."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +20,9 @@ from jobgate.ids import new_id
 
 @dataclass(frozen=True)
 class Route:
-    """`who` may call it: "public" (anyone), "user" (any user), "admin", or "job" (the
-    job's owner, and the admin); `ok` is the status that says it worked."""
+    """`who` may call it: "public" (anyone), "user" (any user), "admin", "job" (the
+    job's owner, and the admin) or "token" (the token's user, and the admin); `ok` is the
+    status that says it worked."""
 
     who: str
     ok: int
@@ -39,6 +41,8 @@ ROUTES: dict[str, Route] = {
     "GET /api/v1/destinations": Route("user", 200),
     "GET /api/v1/me": Route("user", 200),
     "POST /api/v1/tokens": Route("admin", 201, lambda s, u: {"user": "carol"}),
+    "GET /api/v1/tokens": Route("user", 200),
+    "DELETE /api/v1/tokens/{token_id}": Route("token", 200),
     "GET /api/v1/jobs": Route("user", 200),
     "POST /api/v1/jobs": Route("user", 201, lambda s, u: {"script": "true"}),
     "GET /api/v1/jobs/{job_id}": Route("job", 200),
@@ -79,7 +83,8 @@ def call(
     server: Server, route: str, user: str | None, job_id: str | None = None, **kw: Any
 ) -> httpx.Response:
     method, path = route.split(" ", 1)
-    url = path.format(job_id=job_id or new_id(), stream="stdout", path="stdout")
+    some_id = secrets.token_hex(8)  # a token id nobody has
+    url = path.format(job_id=job_id or new_id(), stream="stdout", path="stdout", token_id=some_id)
     spec = ROUTES[route]
     body = spec.body(server, user or "alice") if spec.body else None
     return httpx.request(
@@ -206,3 +211,25 @@ def test_a_token_made_by_the_admin_works_and_acts_as_its_user(server: Server) ->
     is_problem(httpx.post(f"{server.api}/tokens", json={"user": "eve"}, headers=dave), 403)
     is_problem(server.client("admin").post("/tokens", json={"user": "no spaces"}), 422, "user")
     server.wait("admin", job["id"])
+
+
+def test_a_user_on_another_users_token_is_404_and_the_owner_and_the_admin_may(
+    server: Server,
+) -> None:
+    def new_token(user: str) -> str:
+        res = server.client("admin").post("/tokens", json={"user": user, "label": "authz"})
+        assert res.status_code == 201, res.text
+        token_id: str = res.json()["id"]
+        return token_id
+
+    bobs, missing = new_token("bob"), secrets.token_hex(8)
+    theirs = server.client("alice").delete(f"/tokens/{bobs}")
+    unknown = server.client("alice").delete(f"/tokens/{missing}")
+    is_problem(theirs, 404)
+    assert theirs.json()["detail"] == is_problem(unknown, 404)["detail"].replace(missing, bobs)
+    assert bobs not in {t["id"] for t in server.client("alice").get("/tokens").json()}
+    is_problem(server.client("alice").get("/tokens", params={"user": "bob"}), 403)
+    for user, token_id in (("bob", bobs), ("admin", new_token("alice"))):
+        res = server.client(user).delete(f"/tokens/{token_id}")
+        assert res.status_code == 200, res.text
+        assert res.json()["id"] == token_id and res.json()["revoked_at"] is not None

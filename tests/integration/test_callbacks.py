@@ -94,10 +94,10 @@ def open_cb_gateway(home: Path, database_url: str) -> Iterator[Callable[..., Gat
     [callbacks] settings these tests need."""
     opened: list[Gateway] = []
 
-    def _open(**callbacks: Any) -> Gateway:
+    def _open(supervise: bool = True, **callbacks: Any) -> Gateway:
         settings = CallbackSettings.model_validate({**SETTINGS, **callbacks})
         config = make_config(home, database_url).model_copy(update={"callbacks": settings})
-        opened.append(Gateway(config))
+        opened.append(Gateway(config, supervise=supervise))
         return opened[-1]
 
     yield _open
@@ -236,12 +236,17 @@ def test_two_gateways_send_each_event_once(
 def test_private_address_not_in_allowlist_is_never_called(
     open_cb_gateway: Callable[..., Gateway], receivers: Callable[..., Receiver]
 ) -> None:
-    receiver = receivers(host="127.0.0.2")  # loopback, listening, but not allowlisted
+    """Submit refuses such URLs (tests/api/test_callback_urls.py); these were allowed when
+    submitted, and the operator has taken them off `allowed_hosts` since."""
+    receiver = receivers(host="127.0.0.2")  # loopback, listening, but no longer allowlisted
+    before = open_cb_gateway(supervise=False, allowed_hosts=["127.0.0.2", "10.255.255.1"])
+    loopback = before.submit(script="true", callback_url=f"http://127.0.0.2:{receiver.port}/hook")
+    private = before.submit(script="true", callback_url="http://10.255.255.1/hook")
+    before.close()
     gw = open_cb_gateway()
-    loopback = gw.submit(script="true", callback_url=f"http://127.0.0.2:{receiver.port}/hook")
-    private = gw.submit(script="true", callback_url="http://10.255.255.1/hook")
     refused = 0
-    for job, kind in ((loopback, "loopback"), (private, "private")):
+    for submitted, kind in ((loopback, "loopback"), (private, "private")):
+        job = gw.get(submitted.id)
         assert job.wait(WAIT) == JobState.COMPLETED
         rows = wait_rows(gw, job.id, lambda rows: rows[-1]["state"] != "pending")
         assert len(rows) == len(state_changes(gw, job.id))

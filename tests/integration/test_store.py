@@ -16,6 +16,7 @@ from jobgate.errors import InvalidTransition
 from jobgate.spec import JobRecord, JobSpec, Resources
 from jobgate.states import FINAL_STATES, JobState
 from jobgate.store import AsyncStore, Store, Transition, migrate
+from jobgate.store.accounts import Accounts, hash_token
 from jobgate.store.tables import metadata
 
 S = JobState
@@ -109,6 +110,36 @@ def test_a_database_of_the_first_release_keeps_its_jobs_through_upgrades(
         None,
         "true",
     )
+
+
+def test_a_token_of_the_first_release_gets_an_id_and_still_works(database_url: str) -> None:
+    engine = sa.create_engine(database_url)
+    migrate.upgrade(engine, "0001")
+    cols = sa.column
+    old_users = sa.table(
+        "users", cols("name"), cols("admin"), cols("callback_secret"), cols("created_at")
+    )
+    old_tokens = sa.table("tokens", cols("hash"), cols("user"), cols("label"), cols("created_at"))
+    with engine.begin() as conn:  # a user and two tokens as the first release stored them
+        conn.execute(
+            old_users.insert().values(name="bob", admin=False, callback_secret="s", created_at=1.0)
+        )
+        for token in ("jg_old1", "jg_old2"):
+            row = {"hash": hash_token(token), "user": "bob", "label": "", "created_at": 1.0}
+            conn.execute(old_tokens.insert().values(row))
+    engine.dispose()
+    store = Store(database_url)
+    store.migrate()
+    accounts = Accounts(store)
+    infos = accounts.tokens("bob")
+    assert len({t.id for t in infos}) == 2 and all(len(t.id) == 16 for t in infos)
+    assert all(t.expires_at is None and t.revoked_at is None for t in infos)
+    assert accounts.marker() == 0
+    found = accounts.lookup(hash_token("jg_old1"))
+    assert found is not None and found[0].name == "bob"
+    accounts.revoke(infos[0].id)
+    assert accounts.marker() == 1
+    assert {accounts.lookup(hash_token(t)) is None for t in ("jg_old1", "jg_old2")} == {True, False}
 
 
 def test_a_sqlite_lock_held_elsewhere_never_stalls_the_event_loop(tmp_path: Path) -> None:

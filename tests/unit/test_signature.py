@@ -17,12 +17,14 @@ import pytest
 from jobgate.config import CallbackSettings, load_config
 from jobgate.engine.addresses import AddressPolicy, Refused
 from jobgate.engine.callbacks import backoff
-from jobgate.errors import ConfigError
+from jobgate.errors import ConfigError, SpecError
+from jobgate.service.callback_urls import CallbackUrls
 from jobgate.signatures import sign, verify
 
 DOCS = Path(__file__).parents[2] / "docs" / "callbacks.md"
 BODY = b'{"event_id":"J:1"}'
 # Computed with: printf '%s' '1700000000.{"event_id":"J:1"}' | openssl dgst -sha256 -hmac s3cret
+ALLOWED = "callbacks.allowed_hosts"
 KNOWN = "sha256=52f365e78b09154269cc4928fbcb850eaed9f9cc4307b4a32d384a4bf1668375"
 
 
@@ -86,6 +88,50 @@ def test_ipv4_mapped_address_is_judged_as_ipv4() -> None:
     assert reason == "10.0.0.1 (private address) is not in callbacks.allowed_hosts"
 
 
+@pytest.mark.parametrize(
+    ("address", "inner", "kind"),
+    [
+        ("::7f00:1", "127.0.0.1", "loopback"),  # IPv4-compatible
+        ("::ffff:0:7f00:1", "127.0.0.1", "loopback"),  # IPv4-translated (SIIT)
+        ("64:ff9b::7f00:1", "127.0.0.1", "loopback"),  # NAT64, well-known prefix
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254", "link-local"),
+        ("64:ff9b:1::a00:1", "10.0.0.1", "private"),  # NAT64, local-use prefix
+        ("2002:7f00:1::", "127.0.0.1", "loopback"),  # 6to4
+        ("2002:a00:1::1", "10.0.0.1", "private"),
+        ("2001:0:7f00:1::", "127.0.0.1", "loopback"),  # Teredo server
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "10.0.0.1", "private"),  # Teredo client
+    ],
+)
+def test_an_ipv6_address_is_judged_by_the_ipv4_it_embeds(
+    address: str, inner: str, kind: str
+) -> None:
+    reason = AddressPolicy([]).refusal("h", ipaddress.ip_address(address))
+    assert reason == f"{address} (embeds {inner}, a {kind} address) is not in {ALLOWED}"
+
+
+def test_site_local_and_unassigned_ipv6_are_not_public() -> None:
+    policy = AddressPolicy([])
+    assert policy.refusal("h", ipaddress.ip_address("fec0::1")) == (
+        f"fec0::1 (site-local address) is not in {ALLOWED}"
+    )
+    assert policy.refusal("h", ipaddress.ip_address("::808:808")) == (
+        f"::808:808 (reserved address) is not in {ALLOWED}"  # compatible, public inside
+    )
+
+
+def test_an_embedded_public_or_allowlisted_ipv4_passes_where_the_address_stands_for_it() -> None:
+    ip = ipaddress.ip_address
+    public = AddressPolicy([])
+    for address in ("::ffff:8.8.8.8", "64:ff9b::808:808", "::ffff:0:808:808", "2002:808:808::1"):
+        assert public.refusal("h", ip(address)) is None, address
+    allowed = AddressPolicy(["127.0.0.1"])
+    for address in ("::ffff:127.0.0.1", "64:ff9b::7f00:1", "::ffff:0:7f00:1"):
+        assert allowed.refusal("h", ip(address)) is None, address
+    # A tunnel's own address must pass as well: allowing 127.0.0.1 does not allow these.
+    for address in ("::7f00:1", "2001:0:7f00:1::"):
+        assert allowed.refusal("h", ip(address)) is not None, address
+
+
 def test_public_and_allowlisted_addresses_pass() -> None:
     policy = AddressPolicy(["127.0.0.1", "10.20.0.0/16", "*.corp.example.org"])
     ip = ipaddress.ip_address
@@ -109,6 +155,26 @@ def test_addresses_checks_what_the_host_resolves_to() -> None:
     allowed = AddressPolicy(["127.0.0.0/8"])
     assert asyncio.run(allowed.addresses(url)) == ["127.0.0.1"]
     assert asyncio.run(allowed.addresses(httpx.URL("http://localhost:9/"))) != []
+
+
+def test_submit_refuses_what_delivery_would_refuse_and_resolves_names() -> None:
+    """CallbackUrls, the check at submit: literal IPs exactly, names by what they resolve
+    to now (localhost is in /etc/hosts), a name that does not resolve is let through."""
+    urls = CallbackUrls(["10.20.0.0/16", "*.lab"])
+    for url in ("http://[::7f00:1]:9/", "http://10.21.0.1/", "http://localhost:9/hook"):
+        for check in (urls.check_now, lambda u: asyncio.run(urls.check(u))):
+            with pytest.raises(SpecError) as info:
+                check(url)
+            assert info.value.field == "callback_url"
+            assert "would never be called" in info.value.message, info.value.message
+            assert "callbacks.allowed_hosts" in info.value.message
+    for url in (None, "http://10.20.1.1/", "https://hooks.lab/x", "http://nowhere.invalid/"):
+        urls.check_now(url)
+        asyncio.run(urls.check(url))
+    with pytest.raises(SpecError, match="callback_url: not a valid URL"):
+        urls.check_now("http://[::1/")
+    with pytest.raises(SpecError, match="callback_url: names no host"):
+        asyncio.run(urls.check("http:///hook"))
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:

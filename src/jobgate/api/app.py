@@ -8,7 +8,7 @@ from jobgate.api import problems
 from jobgate.api.bodies import BodyGuard
 from jobgate.api.compat import cybergis, joblauncher
 from jobgate.api.deps import ApiContext
-from jobgate.api.routes import jobs, system
+from jobgate.api.routes import jobs, system, tokens
 from jobgate.service import JobService
 from jobgate.spec import JobSpec
 from jobgate.version import __version__
@@ -36,6 +36,7 @@ def create_app(service: JobService) -> FastAPI:
     problems.install(app)
     app.include_router(jobs.router, prefix=PREFIX)
     app.include_router(system.router, prefix=PREFIX)
+    app.include_router(tokens.router, prefix=PREFIX)
     app.include_router(joblauncher.router, prefix="/compat/joblauncher")
     app.include_router(cybergis.router, prefix="/compat/cybergis")
     _add_spec_schema(app)
@@ -43,7 +44,8 @@ def create_app(service: JobService) -> FastAPI:
 
 
 def _add_spec_schema(app: FastAPI) -> None:
-    """POST /jobs reads its body itself (JSON or multipart): publish JobSpec's schema."""
+    """POST /jobs reads its body itself (JSON or multipart): publish JobSpec's schema; and
+    Problem's, which routes name for their problem+json errors."""
     original = app.openapi
 
     def openapi() -> dict[str, object]:
@@ -54,6 +56,7 @@ def _add_spec_schema(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(defs.pop("$defs", {}))
         components["JobSpec"] = defs
+        problems.add_schema(components)
         app.openapi_schema = schema
         return schema
 

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -27,6 +28,36 @@ PROBLEM = "application/problem+json"
 
 
 RETRY_AFTER_S = 2  # what a 503 asks clients to wait
+_SCHEMA_REF = {"$ref": "#/components/schemas/Problem"}
+_WHEN = {
+    401: "No token, or not a valid one (unknown, expired or revoked)",
+    403: "Not allowed",
+    404: "No such thing, or someone else's",
+    422: "Invalid input: `field` names it",
+}
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 `application/problem+json`."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = ""
+    field: str | None = Field(default=None, description="What is wrong (4xx of bad input)")
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=` for the errors it answers: problem+json bodies (registered
+    by `add_schema`, as FastAPI would put a `model` under application/json)."""
+    return {
+        status: {"description": _WHEN[status], "content": {PROBLEM: {"schema": _SCHEMA_REF}}}
+        for status in statuses
+    }
+
+
+def add_schema(components: dict[str, Any]) -> None:
+    components["Problem"] = Problem.model_json_schema()
 
 
 class TooLarge(Exception):

@@ -3,11 +3,14 @@ callbacks, are in jobgate.views)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 from fastapi import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
+from jobgate.users import TokenInfo
 from jobgate.views import EventOut, JobOut
 
 __all__ = ["EventOut", "JobOut"]
@@ -30,14 +33,53 @@ class JobList(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page")
 
 
+_USER = r"^[A-Za-z0-9_.@-]+$"
+UserName = Annotated[str, Field(min_length=1, max_length=200, pattern=_USER)]
+_CENTURY_S = 100 * 365 * 86400  # as the service allows
+
+
 class TokenIn(BaseModel):
-    user: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@-]+$")
+    user: UserName
     admin: bool = False
     label: str = Field(default="", max_length=200)
+    expires_in_s: int | None = Field(
+        default=None, gt=0, le=_CENTURY_S, description="Valid this many seconds from now"
+    )
+    expires_at: datetime | None = Field(
+        default=None, description="Valid until then (ISO 8601, UTC unless it has a zone)"
+    )
+
+    @field_validator("expires_at")
+    @classmethod
+    def _one_expiry(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        if v is not None and info.data.get("expires_in_s") is not None:
+            raise ValueError("give expires_in_s or expires_at, not both")
+        return v
+
+    def expiry(self) -> datetime | None:
+        if self.expires_in_s is not None:
+            return datetime.now(UTC) + timedelta(seconds=self.expires_in_s)
+        return self.expires_at
 
 
-class TokenOut(BaseModel):
+class TokenInfoOut(BaseModel):
+    """A token as listed: never the token itself, nor its hash."""
+
+    id: str = Field(description="Revoke it with DELETE /tokens/{id}")
     user: str
+    label: str
+    created_at: datetime
+    expires_at: datetime | None = Field(description="null: never")
+    revoked_at: datetime | None = Field(description="null: not revoked")
+
+    @classmethod
+    def of(cls, info: TokenInfo) -> TokenInfoOut:
+        return cls(**asdict(info))
+
+
+class TokenOut(TokenInfoOut):
+    """A new token: the only time it is shown."""
+
     admin: bool
     token: str = Field(description="Shown once; only its hash is stored")
 

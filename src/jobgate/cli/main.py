@@ -12,6 +12,7 @@ import click
 
 from jobgate.cli import render
 from jobgate.cli.options import json_option, pairs, spec_of, submit_options
+from jobgate.cli.tokens import token
 from jobgate.client import Client
 from jobgate.errors import ConfigError, JobgateError, SpecError
 from jobgate.sdk import Gateway, Job
@@ -291,22 +292,7 @@ def serve(ctx: click.Context, host: str, port: int, no_api: bool) -> None:
     serve_forever(ctx.find_root().obj, host, port, api=not no_api)
 
 
-@cli.group()
-def token() -> None:
-    """API tokens."""
-
-
-@token.command("create")
-@click.option("--user", required=True, help="The user the token acts as (created if new).")
-@click.option("--admin", is_flag=True, help="The user sees and acts on every job.")
-@click.option("--label", default="", help="A note to tell tokens apart.")
-@click.pass_context
-def token_create(ctx: click.Context, user: str, admin: bool, label: str) -> None:
-    """Create a token and print it (it is stored only as a hash: keep it)."""
-    gw = gateway(ctx, supervise=False)
-    if not isinstance(gw, Gateway):
-        raise SpecError("server", "create tokens on the server's host (or POST /api/v1/tokens)")
-    click.echo(gw.service.accounts.create_token_now(user, admin=admin, label=label))
+cli.add_command(token)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from jobgate.spec import JobEvent, JobRecord
 from jobgate.states import JobState
+from jobgate.users import TokenInfo
 
 console = Console(highlight=False, soft_wrap=True)
 _STYLE = {
@@ -97,4 +99,23 @@ def events_table(events: list[JobEvent]) -> None:
     table.add_column("MESSAGE", overflow="fold")
     for e in events:
         table.add_row(str(e.seq), e.time.strftime("%H:%M:%S.%f")[:-3], e.type, e.message)
+    console.print(table)
+
+
+def token_json(info: TokenInfo) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(info).items()}
+
+
+def tokens_table(infos: list[TokenInfo]) -> None:
+    def when(t: datetime | None, none: str) -> str:
+        return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if t else none
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("ID", "USER", "LABEL", "CREATED", "EXPIRES (UTC)", "REVOKED (UTC)"):
+        table.add_column(col, no_wrap=col != "LABEL", min_width=16 if col == "ID" else None)
+    for t in infos:
+        expires = when(t.expires_at, "never")
+        table.add_row(
+            t.id, t.user, t.label or "-", age(t.created_at), expires, when(t.revoked_at, "-")
+        )
     console.print(table)

@@ -21,6 +21,7 @@ from jobgate.engine.supervisor import Supervisor
 from jobgate.errors import ConflictError, InvalidTransition, NotFoundError, SpecError
 from jobgate.ids import new_id
 from jobgate.service.accounts import AccountService
+from jobgate.service.callback_urls import CallbackUrls
 from jobgate.service.files import FileService
 from jobgate.service.paths import check_confined, user_roots
 from jobgate.service.system import SystemService
@@ -60,6 +61,7 @@ class JobService:
         self.accounts = AccountService(db)
         self.files = FileService(config, self._backends)
         self.system = SystemService(config, db, supervisor, callbacks)
+        self._callback_urls = CallbackUrls(config.callbacks.allowed_hosts)
 
     @property
     def supervising(self) -> bool:
@@ -105,7 +107,10 @@ class JobService:
         thread, so a submission never waits for the event loop (busy starting jobs)."""
         record = self._prepare(spec, owner)
         earlier = self._same_request(record.owner, record.spec)
-        return (earlier, False) if earlier is not None else self._insert(record)
+        if earlier is not None:
+            return earlier, False
+        self._callback_urls.check_now(record.spec.callback_url)
+        return self._insert(record)
 
     async def _new(
         self, spec: JobSpec | dict[str, Any], owner: str | None, area: Area | None
@@ -116,6 +121,7 @@ class JobService:
             earlier = await self._db.read(self._same_request, record.owner, record.spec)
             if earlier is not None:
                 return earlier, False
+        await self._callback_urls.check(record.spec.callback_url)
         return record, True
 
     def _prepare(

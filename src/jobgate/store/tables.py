@@ -102,8 +102,22 @@ tokens = Table(
     Column("user", String(200), nullable=False),
     Column("label", String(200), nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
+    # Public: tokens are listed and revoked by it (migration 0003). Random, not the hash.
+    Column("id", String(16), nullable=False),
+    Column("expires_at", Float),  # NULL: never
+    Column("revoked_at", Float),  # NULL: not revoked
 )
 Index("ix_tokens_user", tokens.c.user)
+Index("ix_tokens_id", tokens.c.id, unique=True)
+
+# Counters other processes watch to drop what they cached (migration 0003): `accounts`
+# moves with every revocation (jobgate.service.tokens).
+markers = Table(
+    "markers",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
 
 # The callback outbox: one row per state change of a job with a callback URL, written in
 # the same transaction as the change; delivered in order per job, with retries.

@@ -1,13 +1,13 @@
-"""/healthz, /metrics, /destinations, /tokens, /me."""
+"""/healthz, /metrics, /destinations, /me."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from jobgate.api.deps import AdminUser, Ctx, CurrentUser
+from jobgate.api.deps import Ctx, CurrentUser
 from jobgate.api.problems import problem
-from jobgate.api.schemas import DestinationOut, MeOut, TokenIn, TokenOut
+from jobgate.api.schemas import DestinationOut, MeOut
 
 router = APIRouter()
 
@@ -40,13 +40,6 @@ async def metrics(ctx: Ctx) -> str:
 @router.get("/destinations", response_model=list[DestinationOut], tags=["destinations"])
 async def destinations(ctx: Ctx, _: CurrentUser) -> list[DestinationOut]:
     return [DestinationOut(**row) for row in await ctx.service.system.destinations()]
-
-
-@router.post("/tokens", status_code=201, response_model=TokenOut, tags=["tokens"])
-async def create_token(body: TokenIn, ctx: Ctx, _: AdminUser) -> TokenOut:
-    accounts = ctx.service.accounts
-    token = await accounts.create_token(body.user, admin=body.admin, label=body.label)
-    return TokenOut(user=body.user, admin=(await accounts.user(body.user)).admin, token=token)
 
 
 @router.get("/me", response_model=MeOut, tags=["tokens"])
