@@ -89,8 +89,8 @@ def test_aliases_become_fields_with_units() -> None:
         ({"script": "true", "resources": {"array": "0-9%x"}}, "resources.array"),
         ({"script": "true", "resources": {"directives": ["--x\n--y"]}}, "resources.directives"),
         ({"script": "true", "environment": {"1BAD": "x"}}, "environment"),
-        ({"script": "true", "output_files": ["../escape"]}, "output_files"),
-        ({"script": "true", "output_files": ["/abs/path"]}, "output_files"),
+        ({"script": "true", "output_files": ["../escape"]}, "output_files.0"),
+        ({"script": "true", "output_files": ["ok", "/abs/path"]}, "output_files.1"),
         (
             {"script": "true", "input_files": [{"source": "/a", "target": "../b"}]},
             "input_files.0.target",
