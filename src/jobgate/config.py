@@ -42,6 +42,9 @@ class Destination(BaseModel):
     # Glob patterns of environment variable names a job may set; ["*"] allows all.
     allowed_env: list[str] = Field(default_factory=lambda: ["*"])
     max_walltime_s: int | None = None
+    # Scheduler options a job's raw `directives` may give besides the scheduler's own
+    # allow-list (docs/configuration.md): e.g. ["--hold"] for Slurm, ["-h"] for PBS.
+    allowed_directives: list[str] = Field(default_factory=list)
     partitions: list[str] | None = None  # when set, the only partitions a job may ask for
     flavor: Literal["pbspro", "torque"] = "torque"
     # SSH transport settings (used when transport = "ssh" or scheduler = "ssh")

@@ -17,18 +17,16 @@ from jobgate.backends.batch_scheduler import (
     BatchScheduler,
     body_context,
     check_array,
-    check_directives,
     job_name,
-    raw_directive_pattern,
 )
 from jobgate.backends.batch_status import NativeStatus, Phase, StateMap
 from jobgate.backends.outcome import exit_reason
+from jobgate.backends.pbs_directives import PBS_DIRECTIVES
 from jobgate.errors import SchedulerUnavailable, SpecError, SubmitError
 from jobgate.spec import JobRecord, Resources, format_walltime
 from jobgate.states import JobState
 from jobgate.transports.base import CommandResult
 
-FORBIDDEN = frozenset({"-N", "-o", "-e", "-j", "-J", "-t"})
 P, R, E, S = Phase.PENDING, Phase.RUNNING, Phase.ENDED, JobState
 # F and C: how it ended comes from the exit status (or the sidecar), not the state.
 PBSPRO_STATES: StateMap = {
@@ -65,6 +63,7 @@ _SUBJOB = re.compile(r"(\d+)\[(\d+)\](.*)")
 class PBSScheduler(BatchScheduler):
     name = "pbs"
     template = "pbs.sh.j2"
+    directives = PBS_DIRECTIVES
     unknown_id_codes = frozenset({153})  # PBSE_UNKJOBID (15001) as an exit status
     unknown_id_errors = ("Unknown Job Id",)
     transient_errors = (
@@ -82,9 +81,7 @@ class PBSScheduler(BatchScheduler):
         self.states = PBSPRO_STATES if self.flavor == "pbspro" else TORQUE_STATES
 
     def check(self, resources: Resources) -> None:
-        check_directives(
-            resources.directives, FORBIDDEN, raw_directive_pattern(False), "-l place=scatter"
-        )
+        self.check_directives(resources)
         check_array(resources)
         if resources.qos:
             raise SpecError("resources.qos", "PBS has no QOS (use a queue)")

@@ -10,7 +10,7 @@
 #PBS -l walltime=36:00:00
 #PBS -n
 #PBS -m abe
-#PBS -W depend=afterok:123
+#PBS -r n
 jobgate_dir=/runs/01JOBGATE0000000000000TEST
 { read -r jobgate_host < /proc/sys/kernel/hostname; } 2>/dev/null || jobgate_host=$(hostname)
 printf '%s\n' "$jobgate_host" > "$jobgate_dir/HOSTNAME"
