@@ -41,7 +41,7 @@ class Destination(BaseModel):
     defaults: Resources = Field(default_factory=Resources)
     # Glob patterns of environment variable names a job may set; ["*"] allows all.
     allowed_env: list[str] = Field(default_factory=lambda: ["*"])
-    max_walltime_s: int | None = None
+    max_walltime_s: int | None = None  # also the walltime of jobs that give none
     # Scheduler options a job's raw `directives` may give besides the scheduler's own
     # allow-list (docs/configuration.md): e.g. ["--hold"] for Slurm, ["-h"] for PBS.
     allowed_directives: list[str] = Field(default_factory=list)
