@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
 import re
 from typing import Any
 
@@ -144,7 +145,13 @@ class PBSScheduler(BatchScheduler):
 
     def submit_command(self, script_path: str, files: JobFiles) -> list[str]:
         # On the command line too: Slurm's qsub wrapper ignores #PBS -o in the script.
-        return ["qsub", "-j", "oe", "-o", files.marker("jobgate.log"), script_path]
+        log = files.marker("jobgate.log")
+        # -v, never -V: PBS gives the job only its PBS_O_* and this variable (the wrapper
+        # sets the rest); Slurm's qsub wrapper makes it --export=none, and without any -v
+        # would pass the job the gateway's whole environment. The run directory is named
+        # by the job id: a ULID, nothing for -v's comma list or the wrapper's shell to read.
+        own = f"JOBGATE_JOB_ID={posixpath.basename(files.run_dir)}"
+        return ["qsub", "-j", "oe", "-o", log, "-v", own, script_path]
 
     def parse_submit_output(self, result: CommandResult) -> str:
         if result.returncode != 0:

@@ -93,7 +93,9 @@ class SlurmScheduler(BatchScheduler):
     # -- commands ---------------------------------------------------------------------------
 
     def submit_command(self, script_path: str, files: JobFiles) -> list[str]:
-        return ["sbatch", "--parsable", script_path]
+        # --export=NONE as in the script, here too: SBATCH_EXPORT in the gateway's own
+        # environment would beat the script's line, not the command line's.
+        return ["sbatch", "--parsable", "--export=NONE", script_path]
 
     def parse_submit_output(self, result: CommandResult) -> str:
         if result.returncode != 0:
