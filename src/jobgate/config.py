@@ -41,7 +41,13 @@ class Destination(BaseModel):
     defaults: Resources = Field(default_factory=Resources)
     # Glob patterns of environment variable names a job may set; ["*"] allows all.
     allowed_env: list[str] = Field(default_factory=lambda: ["*"])
-    max_walltime_s: int | None = None
+    # Names (globs) of the gateway's own environment variables its jobs get, e.g.
+    # ["MODULEPATH", "LMOD_*"]: nothing else of the gateway's environment reaches a job.
+    pass_env: list[str] = Field(default_factory=list)
+    max_walltime_s: int | None = None  # also the walltime of jobs that give none
+    # Scheduler options a job's raw `directives` may give besides the scheduler's own
+    # allow-list (docs/configuration.md): e.g. ["--hold"] for Slurm, ["-h"] for PBS.
+    allowed_directives: list[str] = Field(default_factory=list)
     partitions: list[str] | None = None  # when set, the only partitions a job may ask for
     flavor: Literal["pbspro", "torque"] = "torque"
     # SSH transport settings (used when transport = "ssh" or scheduler = "ssh")
@@ -108,6 +114,9 @@ class Destination(BaseModel):
 
     def env_allowed(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.allowed_env)
+
+    def passes_env(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.pass_env)
 
 
 class CallbackSettings(BaseModel):

@@ -109,6 +109,21 @@ def test_walltime_is_enforced(gateway: Gateway) -> None:
     assert job.record.reason == "walltime exceeded"
 
 
+def test_a_job_without_walltime_is_held_to_the_destinations_limit(
+    open_gateway: OpenGateway,
+) -> None:
+    with open_gateway(local={"max_walltime_s": 3}) as gw:
+        job = gw.submit(script="exec sleep 300")
+        assert job.record.resources is not None and job.record.resources.walltime_s == 3
+        assert job.wait(WAIT) == JobState.TIMEOUT
+        assert job.record.reason == "walltime exceeded"
+        shorter = gw.submit(script="true", resources={"walltime_s": 2})
+        assert shorter.record.resources is not None and shorter.record.resources.walltime_s == 2
+        with pytest.raises(SpecError) as info:
+            gw.submit(script="true", resources={"walltime": "00:00:04"})
+        assert info.value.field == "resources.walltime"
+
+
 def test_capacity_holds(open_gateway: OpenGateway, tmp_path: Path) -> None:
     """6 jobs, capacity 2: no more than 2 ever ran at once (judged from their own logs)."""
     log = tmp_path / "spans"

@@ -27,6 +27,7 @@ def gw(home: Path, tmp_path: Path) -> Iterator[Gateway]:
         "capacity": 20,
         "poll_interval_s": 0.5,
         "defaults": {"partition": queue} if queue else {},
+        "allowed_directives": ["-h"],  # a held job shows what happens while pending
     }
     with Gateway(make_config(home, f"sqlite:///{tmp_path / 'jobgate.db'}", pbs=pbs)) as gateway:
         yield gateway

@@ -33,6 +33,7 @@ def slurm_destination(**extra: Any) -> dict[str, Any]:
         "capacity": 50,
         "poll_interval_s": 0.5,
         "defaults": defaults,
+        "allowed_directives": ["--hold"],  # held jobs show what happens while pending
         **extra,
     }
 

@@ -431,10 +431,11 @@ def test_stop_runs_cancel_sh_then_cancels_and_the_poll_decides() -> None:
         await backend.stop(finished, StopReason.CANCEL)  # it ended first: scancel says nothing
         await backend.stop(running, StopReason.CANCEL)  # asked twice: acted on once
         assert [c[:2] for c in world.calls] == [
-            ["/bin/bash", "cancel.sh"],
+            ["env", "-i"],  # cancel.sh, with none of the gateway's environment
             ["scancel", "1"],
             ["scancel", "2"],
         ]
+        assert world.calls[0][-2:] == ["/bin/bash", "cancel.sh"]
         await backend.poller.poll()
         assert sink.final("JOB00001").state == S.CANCELLED
         assert sink.final("JOB00001").reason == "cancelled on request"

@@ -45,7 +45,7 @@ RESOURCES = {
     "partition": "workq",
     "account": "proj-1",
     "exclusive": True,
-    "directives": ["-m abe", "-W depend=afterok:123"],
+    "directives": ["-m abe", "-r n"],
 }
 
 
@@ -95,7 +95,7 @@ def test_walltime_is_hh_mm_ss_and_resources_per_flavor() -> None:
         ("torque", {"array": "0-10:2"}, "resources.array"),
         ("torque", {"reservation": "r1"}, "resources.reservation"),
         ("pbspro", {"directives": ["-N other"]}, "resources.directives.0"),
-        ("pbspro", {"directives": ["-l select=1:ncpus=1", "-o /tmp/x"]}, "resources.directives.1"),
+        ("pbspro", {"directives": ["-l software=x", "-o /tmp/x"]}, "resources.directives.1"),
         ("torque", {"directives": ["-v A=$(id)"]}, "resources.directives.0"),
     ],
 )

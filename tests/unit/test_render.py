@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from jobgate.backends.environment import Account, JobEnvironment, job_environment
 from jobgate.backends.layout import JobFiles
 from jobgate.backends.scripts import render
+from jobgate.config import Destination
 from jobgate.spec import JobRecord, JobSpec
 from jobgate.states import JobState
 
@@ -31,6 +33,19 @@ def record(**spec: object) -> JobRecord:
         spec=JobSpec.parse(spec),
         created_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
+
+
+# What the golden wrappers are rendered with, instead of this machine's own values.
+GATEWAY_ENV = {"PATH": "/opt/site/bin:/usr/bin:/bin", "LANG": "en_GB.UTF-8", "TOKEN": "s3cret"}
+ACCOUNT = Account("alice", "/home/alice", "/bin/bash")
+
+
+def fixed_env(job: JobRecord, dest: Destination, files: JobFiles) -> JobEnvironment:
+    return job_environment(job, dest, files.run_dir, gateway_env=GATEWAY_ENV, account=ACCOUNT)
+
+
+def render_local(job: JobRecord, files: JobFiles) -> str:
+    return render("local.sh.j2", job, files, fixed_env(job, Destination(name="local"), files))
 
 
 def check_golden(name: str, text: str) -> None:
@@ -59,7 +74,7 @@ def check_golden(name: str, text: str) -> None:
 )
 def test_local_wrapper_matches_golden(name: str, spec: dict[str, object]) -> None:
     job = record(**spec)
-    text = render("local.sh.j2", job, JobFiles.of(job, f"/runs/{job.id}"))
+    text = render_local(job, JobFiles.of(job, f"/runs/{job.id}"))
     check_golden(name, text)
     subprocess.run(["sh", "-n"], input=text, text=True, check=True)  # POSIX sh parses it
 
@@ -67,7 +82,7 @@ def test_local_wrapper_matches_golden(name: str, spec: dict[str, object]) -> Non
 def test_nasty_values_reach_the_job_verbatim(tmp_path: Path) -> None:
     """Run just the export lines: the value arrives as typed, nothing is executed."""
     job = record(script="true", environment={"NASTY": NASTY})
-    text = render("local.sh.j2", job, JobFiles.of(job, str(tmp_path / job.id)))
+    text = render_local(job, JobFiles.of(job, str(tmp_path / job.id)))
     exports = "\n".join(line for line in text.splitlines() if line.startswith("export "))
     out = subprocess.run(
         ["bash", "-c", exports + '\nprintf %s "$NASTY"'], capture_output=True, text=True, check=True

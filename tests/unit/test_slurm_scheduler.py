@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from test_render import fixed_env
 
-from jobgate.backends.batch_scheduler import Phase
+from jobgate.backends.batch_scheduler import BatchScheduler, Phase
 from jobgate.backends.layout import JobFiles
 from jobgate.backends.scripts import render
 from jobgate.backends.slurm import STATES, SlurmScheduler
@@ -38,11 +39,12 @@ def record(destination: str = "slurm", **spec: object) -> JobRecord:
     )
 
 
-def job_script(scheduler: SlurmScheduler, job: JobRecord) -> str:
+def job_script(scheduler: BatchScheduler, job: JobRecord) -> str:
     files = JobFiles.of(job, f"/runs/{job.id}")
     res = scheduler.destination.effective(job.spec.resources)
     scheduler.check(res)
-    return render(scheduler.template, job, files, **scheduler.script_context(job, res, files))
+    env = fixed_env(job, scheduler.destination, files)
+    return render(scheduler.template, job, files, env, **scheduler.script_context(job, res, files))
 
 
 def check_golden(name: str, text: str) -> None:

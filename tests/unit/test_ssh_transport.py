@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pydantic
 import pytest
 
+from jobgate.backends.environment import job_environment
 from jobgate.backends.layout import JobFiles
 from jobgate.backends.outcome import Outcome, exit_reason
 from jobgate.backends.process import ProcessBackend, parse_started, script_argv
@@ -267,7 +268,8 @@ def test_failed_status_command_is_transient_and_changes_nothing() -> None:
 
 def test_rendered_wrapper_writes_its_pid_first() -> None:
     job = _job("j1")
-    text = render("process.sh.j2", job, JobFiles.of(job, "/base/j1"))
+    files = JobFiles.of(job, "/base/j1")
+    text = render("process.sh.j2", job, files, job_environment(job, dest(), files.run_dir))
     lines = text.splitlines()
     assert lines[0] == "#!/bin/bash"
     assert "printf '%s\\n' \"$$\" > /base/j1/jobgate.pid" in lines[:4]

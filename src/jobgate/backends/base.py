@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from jobgate.backends.environment import JobEnvironment, job_environment
 from jobgate.backends.layout import EXITCODE, WRAPPER, JobFiles
 from jobgate.backends.outcome import Outcome
 from jobgate.backends.staging import stage_out
@@ -105,6 +106,10 @@ class Backend(ABC):
 
     def resources(self, job: JobRecord) -> Resources:
         return job.resources or self.destination.effective(job.spec.resources)
+
+    def environment(self, job: JobRecord) -> JobEnvironment:
+        """The job's environment: the same policy for every backend (environment.py)."""
+        return job_environment(job, self.destination, self.files(job).run_dir)
 
     # -- what the supervisor calls -------------------------------------------------------
 

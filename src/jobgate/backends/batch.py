@@ -31,6 +31,7 @@ from jobgate.backends.batch_status import (
     Unit,
     unit_status,
 )
+from jobgate.backends.environment import clean_command
 from jobgate.backends.outcome import Outcome
 from jobgate.backends.poller import MAX_INTERVAL_S, Poller
 from jobgate.backends.scripts import render
@@ -86,13 +87,13 @@ class BatchBackend(Backend):
     async def submit(self, job: JobRecord) -> Submitted:
         res = self.resources(job)
         self.scheduler.check(res)  # again: a job stored before the service checked
-        files = self.files(job)
+        files, env = self.files(job), self.environment(job)
         extra = []
         if res.array:
-            body = render("_body.sh.j2", job, task_files(job, files), atomic_sidecar=True)
+            body = render("_body.sh.j2", job, task_files(job, files), env, atomic_sidecar=True)
             extra.append(Write(files.marker(TASK_TEMPLATE), body.encode()))
         context = self.scheduler.script_context(job, res, files)
-        wrapper = render(self.scheduler.template, job, files, **context)
+        wrapper = render(self.scheduler.template, job, files, env, **context)
         await stage_in(self.transport, plan(job, files, wrapper, extra))
         argv = self.scheduler.submit_command(files.marker(WRAPPER), files)
         try:
@@ -175,8 +176,9 @@ class BatchBackend(Backend):
         try:
             if await self.transport.exists(f"{run_dir}/cancel.sh"):
                 self.commands["cancel_hook"] += 1
+                argv = ["/bin/bash", "cancel.sh"]
                 await self.transport.run(
-                    ["/bin/bash", "cancel.sh"],
+                    clean_command(argv, self.environment(job), self.destination),
                     cwd=run_dir,
                     timeout=max(1.0, self.destination.cancel_grace_s),
                 )

@@ -16,8 +16,9 @@ from typing import Any
 
 from jobgate.backends.base import JobFiles
 from jobgate.backends.batch_status import NativeStatus, Phase, StateMap
+from jobgate.backends.directives import DirectivePolicy
 from jobgate.config import Destination
-from jobgate.errors import SchedulerUnavailable, SpecError, SubmitError
+from jobgate.errors import ConfigError, SchedulerUnavailable, SpecError, SubmitError
 from jobgate.spec import JobRecord, Resources
 from jobgate.transports.base import CommandResult
 
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 TASK_MARK = "@TASK@"  # stands for an array index in task.sh.in; shlex never quotes it
 TASK_TEMPLATE = "task.sh.in"
 MAX_ARRAY_TASKS = 100_000
-_RAW_VALUE = r"[A-Za-z0-9_.,:=@%+/-]+"  # no shell metacharacters, quotes or spaces
 
 
 def job_name(job: JobRecord) -> str:
@@ -88,24 +88,6 @@ def task_files(job: JobRecord, files: JobFiles) -> JobFiles:
     )
 
 
-def check_directives(
-    directives: list[str], forbidden: frozenset[str], pattern: str, example: str
-) -> None:
-    """Raw directives are an escape hatch, not a hole: one option, plain values, and none of
-    the options jobgate sets itself (it finds jobs by name and reads their files)."""
-    for i, directive in enumerate(directives):
-        where = f"resources.directives.{i}"
-        if not re.fullmatch(pattern, directive):
-            raise SpecError(
-                where,
-                f"{directive!r} is not one option with a plain value (e.g. {example!r}); "
-                "quotes, spaces and shell characters are refused",
-            )
-        option = re.split(r"[= ]", directive, maxsplit=1)[0]
-        if option in forbidden:
-            raise SpecError(where, f"{option} is set by jobgate and cannot be overridden")
-
-
 class BatchScheduler(ABC):
     """One scheduler's commands and parsers. Subclasses fill in the native-state map."""
 
@@ -117,14 +99,25 @@ class BatchScheduler(ABC):
     unknown_id_errors: tuple[str, ...] = ()
     transient_errors: tuple[str, ...] = ()
 
+    directives: DirectivePolicy  # which raw directives users may give
+
     def __init__(self, destination: Destination) -> None:
         self.destination = destination
+        try:
+            self.allowed_directives = self.directives.extend(destination.allowed_directives)
+        except ValueError as exc:
+            field = f"destinations.{destination.name}.allowed_directives"
+            raise ConfigError(field, str(exc)) from None
 
     # -- the job script -------------------------------------------------------------------
 
     @abstractmethod
     def check(self, resources: Resources) -> None:
         """Refuse, with a SpecError naming the field, what this scheduler cannot express."""
+
+    def check_directives(self, resources: Resources) -> None:
+        """Raw directives are an escape hatch, not a hole: only allowed options, one each."""
+        self.directives.check(resources.directives, self.allowed_directives, self.destination.name)
 
     @abstractmethod
     def script_context(self, job: JobRecord, res: Resources, files: JobFiles) -> dict[str, Any]:
@@ -231,13 +224,6 @@ def parse_batch_output(text: str) -> list[CommandResult]:
             out = out.replace("\x1f", "\n")
             results.append(CommandResult(int(rc), out, out))
     return results
-
-
-def raw_directive_pattern(long_options: bool) -> str:
-    """`--opt[=value]` / `-o [value]` (Slurm) or `-o [value]` (PBS), values without spaces."""
-    if long_options:
-        return rf"--?[A-Za-z][A-Za-z0-9-]*(?:[= ]{_RAW_VALUE})?"
-    return rf"-[A-Za-z](?: {_RAW_VALUE})?"
 
 
 SUBMIT_BATCH = 50  # most submit commands in one shell

@@ -86,17 +86,17 @@ class LocalBackend(Backend):
 
     def _start(self, job: JobRecord) -> int:
         """Build the run directory and start the wrapper (in a worker thread)."""
-        files = self.files(job)
+        files, env = self.files(job), self.environment(job)
         # The sidecar is read only after the pidfd says the wrapper exited: a plain write
         # suffices, and saves the `mv` process (a third of a short job's CPU here).
-        wrapper = render("local.sh.j2", job, files, atomic_sidecar=False)
+        wrapper = render("local.sh.j2", job, files, env, atomic_sidecar=False)
         stage_in_here(plan(job, files, wrapper))
         log = files.marker("jobgate.log")
         try:
             return os.posix_spawn(
                 "/bin/sh",  # dash on Debian: a third less CPU than bash to start
                 ["/bin/sh", files.marker(WRAPPER)],
-                os.environ,
+                env.values,  # the job's own environment from the start, none of ours
                 setsid=True,
                 file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
@@ -195,6 +195,7 @@ class LocalBackend(Backend):
                 "/bin/bash",
                 str(cancel_sh),
                 cwd=cancel_sh.parent,
+                env=self.environment(job).values,  # the job's, never the gateway's
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,

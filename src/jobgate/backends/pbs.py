@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
 import re
 from typing import Any
 
@@ -17,18 +18,16 @@ from jobgate.backends.batch_scheduler import (
     BatchScheduler,
     body_context,
     check_array,
-    check_directives,
     job_name,
-    raw_directive_pattern,
 )
 from jobgate.backends.batch_status import NativeStatus, Phase, StateMap
 from jobgate.backends.outcome import exit_reason
+from jobgate.backends.pbs_directives import PBS_DIRECTIVES
 from jobgate.errors import SchedulerUnavailable, SpecError, SubmitError
 from jobgate.spec import JobRecord, Resources, format_walltime
 from jobgate.states import JobState
 from jobgate.transports.base import CommandResult
 
-FORBIDDEN = frozenset({"-N", "-o", "-e", "-j", "-J", "-t"})
 P, R, E, S = Phase.PENDING, Phase.RUNNING, Phase.ENDED, JobState
 # F and C: how it ended comes from the exit status (or the sidecar), not the state.
 PBSPRO_STATES: StateMap = {
@@ -65,6 +64,7 @@ _SUBJOB = re.compile(r"(\d+)\[(\d+)\](.*)")
 class PBSScheduler(BatchScheduler):
     name = "pbs"
     template = "pbs.sh.j2"
+    directives = PBS_DIRECTIVES
     unknown_id_codes = frozenset({153})  # PBSE_UNKJOBID (15001) as an exit status
     unknown_id_errors = ("Unknown Job Id",)
     transient_errors = (
@@ -82,9 +82,7 @@ class PBSScheduler(BatchScheduler):
         self.states = PBSPRO_STATES if self.flavor == "pbspro" else TORQUE_STATES
 
     def check(self, resources: Resources) -> None:
-        check_directives(
-            resources.directives, FORBIDDEN, raw_directive_pattern(False), "-l place=scatter"
-        )
+        self.check_directives(resources)
         check_array(resources)
         if resources.qos:
             raise SpecError("resources.qos", "PBS has no QOS (use a queue)")
@@ -147,7 +145,13 @@ class PBSScheduler(BatchScheduler):
 
     def submit_command(self, script_path: str, files: JobFiles) -> list[str]:
         # On the command line too: Slurm's qsub wrapper ignores #PBS -o in the script.
-        return ["qsub", "-j", "oe", "-o", files.marker("jobgate.log"), script_path]
+        log = files.marker("jobgate.log")
+        # -v, never -V: PBS gives the job only its PBS_O_* and this variable (the wrapper
+        # sets the rest); Slurm's qsub wrapper makes it --export=none, and without any -v
+        # would pass the job the gateway's whole environment. The run directory is named
+        # by the job id: a ULID, nothing for -v's comma list or the wrapper's shell to read.
+        own = f"JOBGATE_JOB_ID={posixpath.basename(files.run_dir)}"
+        return ["qsub", "-j", "oe", "-o", log, "-v", own, script_path]
 
     def parse_submit_output(self, result: CommandResult) -> str:
         if result.returncode != 0:

@@ -20,6 +20,7 @@ from importlib import resources
 from typing import Any
 
 from jobgate.backends.base import Backend, StatusSink, Submitted
+from jobgate.backends.environment import clean_command
 from jobgate.backends.outcome import Outcome, ended
 from jobgate.backends.poller import MAX_INTERVAL_S, Poller
 from jobgate.backends.scripts import render
@@ -89,10 +90,11 @@ class ProcessBackend(Backend):
     # -- submission -------------------------------------------------------------------
 
     async def submit(self, job: JobRecord) -> Submitted:
-        files = self.files(job)
-        await stage_in(self.transport, plan(job, files, render("process.sh.j2", job, files)))
+        files, env = self.files(job), self.environment(job)
+        await stage_in(self.transport, plan(job, files, render("process.sh.j2", job, files, env)))
         workdir = files.workdir if files.own_workdir else ""
-        result = await self.transport.run(script_argv("launch", files.run_dir, workdir))
+        launch = script_argv("launch", files.run_dir, workdir)
+        result = await self.transport.run(clean_command(launch, env, self.destination))
         if result.returncode != 0:
             detail = result.stderr.strip() or f"exit code {result.returncode}"
             raise SubmitError(f"cannot start the job on {self._where}: {detail}")
@@ -192,6 +194,7 @@ class ProcessBackend(Backend):
         start = "" if watch.start is None else str(watch.start)
         run_dir, pid = self.files(job).run_dir, str(watch.pid)
         argv = script_argv("stop", run_dir, pid, start, str(int(grace * 10)), f"{grace:g}")
+        argv = clean_command(argv, self.environment(job), self.destination)  # runs cancel.sh
         delay = 1.0
         # Through transient errors, backing off: a cancel must not be lost to a hiccup.
         while job.id in self.poller.watched:  # else it ended on its own meanwhile

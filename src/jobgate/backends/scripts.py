@@ -9,6 +9,7 @@ from typing import Any
 
 import jinja2
 
+from jobgate.backends.environment import JobEnvironment
 from jobgate.backends.layout import EXITCODE, JobFiles
 from jobgate.spec import JobRecord
 
@@ -51,8 +52,11 @@ def _templates() -> jinja2.Environment:
     return env
 
 
-def render(template: str, job: JobRecord, files: JobFiles, **extra: Any) -> str:
-    """Render a job script: `|q` shell-quotes every value that comes from the user."""
+def render(
+    template: str, job: JobRecord, files: JobFiles, env: JobEnvironment, **extra: Any
+) -> str:
+    """Render a job script: `|q` shell-quotes every value that comes from the user; the
+    wrapper exports the job's environment (`env`)."""
     extra.setdefault("atomic_sidecar", True)  # rename into place: readers may look any time
     return (
         _templates()
@@ -62,7 +66,8 @@ def render(template: str, job: JobRecord, files: JobFiles, **extra: Any) -> str:
             spec=job.spec,
             files=files,
             command=user_command(job, files),
-            environment=sorted(job.spec.environment.items()),
+            environment=list(env.values.items()),
+            env_defaults=list(env.defaults.items()),
             exitcode=files.marker(EXITCODE),
             **extra,
         )

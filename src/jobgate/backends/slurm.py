@@ -15,11 +15,10 @@ from jobgate.backends.batch_scheduler import (
     array_indices,
     body_context,
     check_array,
-    check_directives,
     job_name,
-    raw_directive_pattern,
 )
 from jobgate.backends.batch_status import NativeStatus, Phase, StateMap
+from jobgate.backends.slurm_directives import SLURM_DIRECTIVES
 from jobgate.errors import SubmitError
 from jobgate.spec import JobRecord, Resources, format_walltime
 from jobgate.states import JobState
@@ -27,10 +26,6 @@ from jobgate.transports.base import CommandResult
 
 SQUEUE_FIELDS = "ArrayJobID:|,ArrayTaskID:|,JobID:|,State:|,Reason:|,exit_code:|,BatchHost:|"
 SACCT_FIELDS = "JobID,JobIDRaw,State,ExitCode,NodeList"
-# Options jobgate sets itself: it finds jobs by name and reads their output and tasks.
-FORBIDDEN = frozenset(
-    {"-J", "--job-name", "-o", "--output", "-e", "--error", "-a", "--array", "--parsable", "--wrap"}
-)
 # The exit status is the job's own only in these end states (CANCELLED, TIMEOUT show 0:0).
 _EXIT_MEANINGFUL = frozenset({"COMPLETED", "FAILED", "OUT_OF_MEMORY"})
 
@@ -69,6 +64,7 @@ class SlurmScheduler(BatchScheduler):
     name = "slurm"
     template = "slurm.sh.j2"
     states = STATES
+    directives = SLURM_DIRECTIVES
     unknown_id_errors = ("Invalid job id specified",)  # squeue -j <one unknown id>
     transient_errors = (
         "Unable to contact slurm controller",
@@ -79,9 +75,7 @@ class SlurmScheduler(BatchScheduler):
     )
 
     def check(self, resources: Resources) -> None:
-        check_directives(
-            resources.directives, FORBIDDEN, raw_directive_pattern(True), "--mail-type=END"
-        )
+        self.check_directives(resources)
         check_array(resources)
 
     def script_context(self, job: JobRecord, res: Resources, files: JobFiles) -> dict[str, Any]:
@@ -99,7 +93,9 @@ class SlurmScheduler(BatchScheduler):
     # -- commands ---------------------------------------------------------------------------
 
     def submit_command(self, script_path: str, files: JobFiles) -> list[str]:
-        return ["sbatch", "--parsable", script_path]
+        # --export=NONE as in the script, here too: SBATCH_EXPORT in the gateway's own
+        # environment would beat the script's line, not the command line's.
+        return ["sbatch", "--parsable", "--export=NONE", script_path]
 
     def parse_submit_output(self, result: CommandResult) -> str:
         if result.returncode != 0:

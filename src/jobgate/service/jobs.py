@@ -186,13 +186,7 @@ class JobService:
         for name in spec.environment:
             if not dest.env_allowed(name):
                 raise SpecError(f"environment.{name}", f"not allowed on destination {dest.name!r}")
-        res = dest.effective(spec.resources)
-        if dest.max_walltime_s and res.walltime_s and res.walltime_s > dest.max_walltime_s:
-            raise SpecError(
-                "resources.walltime",
-                f"{format_walltime(res.walltime_s)} is over {dest.name!r}'s limit of "
-                f"{format_walltime(dest.max_walltime_s)}",
-            )
+        res = _held_to_max_walltime(dest.effective(spec.resources), dest)
         self._backends.get(dest.name).check_resources(res)
         if dest.partitions is not None and res.partition and res.partition not in dest.partitions:
             raise SpecError(
@@ -339,6 +333,23 @@ class JobService:
                 delay = min(delay * 2, 1.0)
             finally:
                 self._forget(job_id, fut)
+
+
+def _held_to_max_walltime(res: Resources, dest: Destination) -> Resources:
+    """A walltime over the destination's limit is refused; a job that gives none gets the
+    limit as its walltime, so every backend enforces it."""
+    limit = dest.max_walltime_s
+    if not limit:
+        return res
+    if res.walltime_s is None:
+        return res.model_copy(update={"walltime_s": limit})
+    if res.walltime_s > limit:
+        raise SpecError(
+            "resources.walltime",
+            f"{format_walltime(res.walltime_s)} is over {dest.name!r}'s limit of "
+            f"{format_walltime(limit)}",
+        )
+    return res
 
 
 def _queued_message(record: JobRecord) -> str:

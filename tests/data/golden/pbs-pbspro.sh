@@ -9,12 +9,20 @@
 #PBS -l place=excl
 #PBS -l walltime=36:00:00
 #PBS -m abe
-#PBS -W depend=afterok:123
+#PBS -r n
 jobgate_dir=/runs/01JOBGATE0000000000000TEST
 { read -r jobgate_host < /proc/sys/kernel/hostname; } 2>/dev/null || jobgate_host=$(hostname)
 printf '%s\n' "$jobgate_host" > "$jobgate_dir/HOSTNAME"
 printf '%s\n' "${EPOCHREALTIME:-}" > "$jobgate_dir/job.started"
+export PATH=/opt/site/bin:/usr/bin:/bin
+export HOME=/home/alice
+export USER=alice
+export LANG=en_GB.UTF-8
+export TMPDIR=/tmp
+export SHELL=/bin/bash
 export NASTY='it'"'"'s $(touch /tmp/pwned) `id` ; rm -rf ~'
+export JOBGATE_JOB_ID=01JOBGATE0000000000000TEST
+export JOBGATE_RUN_DIR=/runs/01JOBGATE0000000000000TEST
 jobgate_end() {
   printf '%s\n' "$1" > "$jobgate_dir/exitcode.tmp" && mv -f "$jobgate_dir/exitcode.tmp" /runs/01JOBGATE0000000000000TEST/exitcode
   exit "$1"

@@ -2,9 +2,11 @@
 # jobgate job 01JOBGATE0000000000000TEST (Slurm). Generated: edits are overwritten.
 #SBATCH --job-name=jobgate-01JOBGATE0000000000000TEST
 #SBATCH --output=/runs/01JOBGATE0000000000000TEST/jobgate-%a.log
+#SBATCH --export=NONE
 #SBATCH --partition=debug
 #SBATCH --time=00:01:30
 #SBATCH --array=0-99%10
+export SLURM_EXPORT_ENV=ALL
 jobgate_task=${SLURM_ARRAY_TASK_ID:?not an array task}
 jobgate_task_dir=/runs/01JOBGATE0000000000000TEST/tasks/"$jobgate_task"
 mkdir -p "$jobgate_task_dir" || exit 1

@@ -2,11 +2,21 @@
 # jobgate job 01JOBGATE0000000000000TEST (Slurm). Generated: edits are overwritten.
 #SBATCH --job-name=jobgate-01JOBGATE0000000000000TEST
 #SBATCH --output=/runs/01JOBGATE0000000000000TEST/jobgate.log
+#SBATCH --export=NONE
 #SBATCH --partition=debug
+export SLURM_EXPORT_ENV=ALL
 jobgate_dir=/runs/01JOBGATE0000000000000TEST
 { read -r jobgate_host < /proc/sys/kernel/hostname; } 2>/dev/null || jobgate_host=$(hostname)
 printf '%s\n' "$jobgate_host" > "$jobgate_dir/HOSTNAME"
 printf '%s\n' "${EPOCHREALTIME:-}" > "$jobgate_dir/job.started"
+export PATH=/opt/site/bin:/usr/bin:/bin
+export HOME=/home/alice
+export USER=alice
+export LANG=en_GB.UTF-8
+export TMPDIR=/tmp
+export SHELL=/bin/bash
+export JOBGATE_JOB_ID=01JOBGATE0000000000000TEST
+export JOBGATE_RUN_DIR=/runs/01JOBGATE0000000000000TEST
 jobgate_end() {
   printf '%s\n' "$1" > "$jobgate_dir/exitcode.tmp" && mv -f "$jobgate_dir/exitcode.tmp" /runs/01JOBGATE0000000000000TEST/exitcode
   exit "$1"
