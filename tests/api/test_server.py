@@ -581,7 +581,7 @@ def test_openapi_document_and_docs_page(server: Server) -> None:
         ({"script": "true", "colour": "red"}, "colour"),
         ({"script": "true", "environment": {"1X": "y"}}, "environment"),
         ({"script": "true", "environment": {"X": 1}}, "environment.X"),
-        ({"script": "true", "output_files": ["../x"]}, "output_files"),
+        ({"script": "true", "output_files": ["../x"]}, "output_files.0"),
         ({"script": "true", "labels": {"k": "two\nlines"}}, "labels"),
         ({"script": "true", "callback_url": "ftp://example.org"}, "callback_url"),
         ({"script": "true", "input_files": [{"source": "/etc/passwd"}]}, "input_files"),
