@@ -64,6 +64,10 @@ class Destination(BaseModel):
     # Where API users' jobs may name absolute paths (`{user}`: the jobgate user), e.g.
     # ["/scratch/{user}"]; elsewhere their paths stay inside the run directory.
     work_roots: list[str] = Field(default_factory=list)
+    # Run each jobgate user's jobs as an OS account (local scheduler; the gateway as root):
+    # "{user}" is the account of the same name; run_as_users maps names that differ.
+    run_as: str | None = None
+    run_as_users: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -103,7 +107,18 @@ class Destination(BaseModel):
             )
         if self.transport == "ssh" and not self.host:
             raise ValueError("an SSH destination needs a host")
+        if (self.run_as or self.run_as_users) and self.scheduler != "local":
+            raise ValueError(
+                "run_as is for scheduler 'local' (over SSH, jobs run as the destination's "
+                "user: a community account, or one destination per account)"
+            )
         return self
+
+    def os_account(self, user: str) -> str | None:
+        """The OS account `user`'s jobs run as, or None: as the gateway's own."""
+        if user in self.run_as_users:
+            return self.run_as_users[user]
+        return None if self.run_as is None else self.run_as.replace("{user}", user)
 
     def effective(self, resources: Resources) -> Resources:
         """A job's resources with this destination's defaults filled in."""

@@ -5,6 +5,7 @@ receive the service; nothing else builds these."""
 from __future__ import annotations
 
 import builtins
+from pathlib import Path
 
 from jobgate.config import Config
 from jobgate.engine.callbacks import CallbackDispatcher
@@ -24,6 +25,7 @@ class Runtime:
         self._db = AsyncStore(store)
         try:
             store.migrate()
+            protect(config)
             if supervise is None:
                 supervise = not live_gateways(store)
             self.supervisor = Supervisor(config, self._db) if supervise else None
@@ -62,3 +64,20 @@ class Runtime:
                 await self.supervisor.close()
         self._db.close()
         self._db.sync.close()
+
+
+def protect(config: Config) -> None:
+    """The gateway's own files, closed to everyone else (jobs run_as other accounts, and
+    other users of the host): the home and its runs/ may only be passed through (an
+    account reaches its own run directory, mode 0700, and lists nothing), uploads and a
+    SQLite store (callback secrets, token hashes) are the gateway's alone."""
+    home = config.home
+    runs, uploads = home / "runs", home / "uploads"
+    for folder, mode in ((home, 0o711), (runs, 0o711), (uploads, 0o700)):
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(mode)
+    if config.database_url.startswith("sqlite:///"):
+        db = Path(config.database_url.split("///", 1)[1])
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            if path.exists():
+                path.chmod(0o600)  # SQLite makes its -wal and -shm with the file's mode

@@ -71,7 +71,7 @@ def server(accounts: dict[str, pwd.struct_passwd], database_url: str) -> Iterato
 def test_jobs_run_as_their_user_who_cannot_read_another_user_or_the_store(
     server: Server, accounts: dict[str, pwd.struct_passwd]
 ) -> None:
-    secret = f"bob's secret {os.urandom(6).hex()}"
+    secret = f"bobs-secret-{os.urandom(6).hex()}"
     bob = server.submit(BOB, script=f"echo '{secret}'; id -un")
     assert server.wait(BOB, bob["id"])["state"] == "COMPLETED"
     bob_dir = server.job(BOB, bob["id"])["run_dir"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import posixpath
 import signal
 import socket
 import time
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from jobgate.backends.base import EXITCODE, WRAPPER, Backend, Submitted
+from jobgate.backends.environment import JobEnvironment, job_environment
 from jobgate.backends.outcome import Outcome, ended
+from jobgate.backends.run_as import collect_as, hand_over, read_as, run_as_of
 from jobgate.backends.scripts import render
 from jobgate.backends.staging import plan, stage_in_here
 from jobgate.errors import SubmitError
@@ -84,18 +87,27 @@ class LocalBackend(Backend):
         self._watch(job, pid, own_child=True)
         return Submitted(native_id=str(pid), host=_HOST, running=True)
 
+    def environment(self, job: JobRecord) -> JobEnvironment:
+        who = run_as_of(self.destination, job)
+        account = who.account if who else None
+        return job_environment(job, self.destination, self.files(job).run_dir, account=account)
+
     def _start(self, job: JobRecord) -> int:
         """Build the run directory and start the wrapper (in a worker thread)."""
-        files, env = self.files(job), self.environment(job)
+        files, env, who = self.files(job), self.environment(job), run_as_of(self.destination, job)
         # The sidecar is read only after the pidfd says the wrapper exited: a plain write
         # suffices, and saves the `mv` process (a third of a short job's CPU here).
         wrapper = render("local.sh.j2", job, files, env, atomic_sidecar=False)
         stage_in_here(plan(job, files, wrapper))
         log = files.marker("jobgate.log")
+        argv = ["/bin/sh", files.marker(WRAPPER)]  # dash on Debian: a third less CPU than bash
+        if who is not None:
+            hand_over(files.run_dir, who)
+            argv = who.argv(argv)
         try:
             return os.posix_spawn(
-                "/bin/sh",  # dash on Debian: a third less CPU than bash to start
-                ["/bin/sh", files.marker(WRAPPER)],
+                argv[0],
+                argv,
                 env.values,  # the job's own environment from the start, none of ours
                 setsid=True,
                 file_actions=[
@@ -191,9 +203,10 @@ class LocalBackend(Backend):
         grace = self.destination.cancel_grace_s
         cancel_sh = Path(self.files(job).marker("cancel.sh"))
         if cancel_sh.exists():
+            who = run_as_of(self.destination, job)
+            argv = ["/bin/bash", str(cancel_sh)]
             proc = await asyncio.create_subprocess_exec(
-                "/bin/bash",
-                str(cancel_sh),
+                *(who.argv(argv) if who else argv),
                 cwd=cancel_sh.parent,
                 env=self.environment(job).values,  # the job's, never the gateway's
                 stdin=asyncio.subprocess.DEVNULL,
@@ -211,6 +224,22 @@ class LocalBackend(Backend):
             watch.kill_handle = asyncio.get_running_loop().call_later(
                 grace, _killpg, watch.pid, signal.SIGKILL
             )
+
+    async def read(self, job: JobRecord, path: str, offset: int = 0, limit: int = -1) -> bytes:
+        who = run_as_of(self.destination, job)
+        root, rel = self.anchored(job, path)
+        if who is None or root == self.files(job).run_dir:
+            return await super().read(job, path, offset, limit)
+        # A path the user named outside the run directory: read with the user's rights.
+        return await asyncio.to_thread(read_as, who, posixpath.join(root, rel), offset, limit)
+
+    async def stage_out(self, job: JobRecord) -> list[str]:
+        who, files = run_as_of(self.destination, job), self.files(job)
+        if who is None or files.own_workdir or files.workdir == files.run_dir:
+            return await super().stage_out(job)
+        # Outputs in a folder the user named: read as the user, kept in the run directory.
+        target = self.local_folder(job)
+        return await asyncio.to_thread(collect_as, who, job, files.workdir, target)
 
     async def close(self) -> None:
         self._pool.shutdown(wait=True)

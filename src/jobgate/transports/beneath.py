@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import PurePosixPath
 
@@ -88,26 +88,37 @@ def read_fd(fd: int, offset: int, limit: int) -> bytes:
 
 def copy_beneath(src_root: str, src_rel: str, dst_root: str, dst_rel: str) -> None:
     """Copy a regular file from below one directory to below another: the source opened
-    as `open_beneath` does, the target created anew (never through a link that a job may
-    have put in its place), its directories made without following links either."""
+    as `open_beneath` does, the target as `write_beneath` writes it."""
     source = open_beneath(src_root, src_rel)
     try:
-        parts = parts_of(dst_rel)
-        with _folder(dst_root, parts[:-1], create=True) as folder:
-            tmp = f".{parts[-1]}.jobgate-tmp"
-            with _unlinked(tmp, folder):
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-                target = os.open(tmp, flags, 0o644, dir_fd=folder)
-                try:
-                    offset = 0
-                    while data := os.pread(source, COPY_CHUNK, offset):
-                        os.write(target, data)
-                        offset += len(data)
-                finally:
-                    os.close(target)
-                os.rename(tmp, parts[-1], src_dir_fd=folder, dst_dir_fd=folder)
+
+        def chunks() -> Iterator[bytes]:
+            offset = 0
+            while data := os.pread(source, COPY_CHUNK, offset):
+                offset += len(data)
+                yield data
+
+        write_beneath(dst_root, dst_rel, chunks())
     finally:
         os.close(source)
+
+
+def write_beneath(root: str, rel: str, data: bytes | Iterable[bytes]) -> None:
+    """Create root/rel anew (never through a link a job may have put in its place), its
+    directories made without following links either; atomic (a temporary name, then a
+    rename)."""
+    parts = parts_of(rel)
+    with _folder(root, parts[:-1], create=True) as folder:
+        tmp = f".{parts[-1]}.jobgate-tmp"
+        with _unlinked(tmp, folder):
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            target = os.open(tmp, flags, 0o644, dir_fd=folder)
+            try:
+                for chunk in [data] if isinstance(data, bytes) else data:
+                    os.write(target, chunk)
+            finally:
+                os.close(target)
+            os.rename(tmp, parts[-1], src_dir_fd=folder, dst_dir_fd=folder)
 
 
 @contextmanager
