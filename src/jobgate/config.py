@@ -68,6 +68,8 @@ class Destination(BaseModel):
     # "{user}" is the account of the same name; run_as_users maps names that differ.
     run_as: str | None = None
     run_as_users: dict[str, str] = Field(default_factory=dict)
+    # A scheduler command as this site runs it: {"sbatch" = "/opt/slurm/bin/sbatch"}.
+    commands: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +167,8 @@ class Limits(BaseModel):
     max_body_mb: int = Field(default=100, ge=1)  # a request body, uploads included
     max_stream_mb: int = Field(default=1024, ge=1)  # one log followed over SSE
     max_download_mb: int = Field(default=10240, ge=1)  # one file of a job's
+    # Uploaded input files no unfinished job needs are removed once this old (hours).
+    upload_max_age_h: float = Field(default=24.0, gt=0)
 
     @property
     def body_bytes(self) -> int:

@@ -4,12 +4,13 @@ PostgreSQL (the `gateway` fixture is parametrized over both stores)."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import peak_overlap
+from conftest import make_config, peak_overlap
 from jobgate import Gateway, JobState, SpecError
 from jobgate.errors import ConflictError, NotFoundError
 
@@ -199,3 +200,23 @@ def _wait_for_output(job: object, text: str) -> None:
             return
         job.wait(0.05)
     raise AssertionError(f"job never printed {text!r}")
+
+
+def test_uploads_no_unfinished_job_needs_are_swept_once_old(
+    home: Path, database_url: str
+) -> None:
+    from jobgate.engine.janitor import sweep_uploads
+
+    uploads = home / "uploads"
+    uploads.mkdir()
+    needed, unneeded, young = (uploads / name for name in ("needed", "unneeded", "young"))
+    for path in (needed, unneeded, young):
+        path.write_text(path.name)
+    long_ago = time.time() - 48 * 3600  # the default age limit is a day
+    for path in (needed, unneeded):
+        os.utime(path, (long_ago, long_ago))
+    with Gateway(make_config(home, database_url), supervise=False) as gw:  # the job waits
+        gw.submit(script="cat in", input_files=[{"source": str(needed), "target": "in"}])
+        gone = gw._call(sweep_uploads(gw.config, gw._core._runtime._db))
+    assert gone == 1
+    assert (needed.exists(), unneeded.exists(), young.exists()) == (True, False, True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ssh import open_remote, remote_dir, sshd
+from test_ssh import open_remote, remote_dir, ssh_run, sshd
 
 from conftest import need, service_env, slurm_answers
 from jobgate import Gateway, JobState
@@ -49,3 +49,62 @@ def test_pbs_over_ssh(open_remote: Callable[..., Gateway]) -> None:
     job = gw.submit(script="echo pbs over ssh")
     assert job.wait(WAIT) == JobState.COMPLETED
     assert (job.exit_code, job.stdout()) == (0, "pbs over ssh\n")
+
+
+DROPPING_SBATCH = """#!/bin/bash
+# sbatch, then - the first time only - the SSH connection that ran it dies before the
+# answer can travel back: the job is in the queue, the gateway has no native id.
+out=$(sbatch "$@") || { echo "$out"; exit 1; }
+here=$(dirname "$0")
+if [ ! -e "$here/dropped" ]; then
+  touch "$here/dropped"
+  p=$PPID
+  while [ "$p" -gt 1 ]; do
+    [ "$(cat /proc/$p/comm)" = sshd ] && kill -KILL "$p" 2>/dev/null
+    p=$(awk '{print $4}' "/proc/$p/stat")
+  done
+  sleep 5
+fi
+echo "$out"
+"""
+
+
+# squeue that cannot reach the controller the first time it is asked (as after an outage)
+FLAKY_SQUEUE = """#!/bin/bash
+here=$(dirname "$0")
+if [ ! -e "$here/squeued" ]; then
+  touch "$here/squeued"
+  echo "squeue: error: Unable to contact slurm controller (connect failure)" >&2
+  exit 1
+fi
+exec squeue "$@"
+"""
+
+
+def _install(sshd: dict[str, Any], path: str, text: str) -> None:
+    ssh_run(sshd, f"cat > {path} <<'EOF'\n{text}EOF\nchmod +x {path}")
+
+
+@pytest.mark.parametrize("outage", [False, True])
+def test_a_connection_lost_after_sbatch_never_runs_the_job_twice(
+    open_remote: Callable[..., Gateway], sshd: dict[str, Any], remote_dir: str, outage: bool
+) -> None:
+    """Without `outage` the gateway finds the job by name at once, after it reconnects;
+    with it, that look fails too, the job goes back to the queue, and its next turn looks
+    again before it would submit: either way, one Slurm job, run once."""
+    home = ssh_run(sshd, "pwd").strip()
+    ssh_run(sshd, f"mkdir -p {remote_dir}")
+    _install(sshd, f"{remote_dir}/sbatch", DROPPING_SBATCH)
+    _install(sshd, f"{remote_dir}/squeue", FLAKY_SQUEUE)
+    commands = {"sbatch": f"{home}/{remote_dir}/sbatch"}
+    if outage:
+        commands["squeue"] = f"{home}/{remote_dir}/squeue"
+    gw = open_remote(**scheduler("slurm"), commands=commands)
+    job = gw.submit(script=f"echo ran >> $HOME/{remote_dir}/ran.txt")
+    assert job.wait(WAIT) == JobState.COMPLETED
+    assert ssh_run(sshd, f"test -e {remote_dir}/dropped && echo dropped") == "dropped\n"
+    assert ssh_run(sshd, f"cat {remote_dir}/ran.txt") == "ran\n"  # once
+    ids = ssh_run(sshd, f"squeue -h -t all -n jobgate-{job.id} -o %i").split()
+    assert ids == [job.native_id]  # one Slurm job, the one jobgate found and followed
+    requeued = [e for e in job.events() if e.type == "QUEUED" and "retry" in e.message]
+    assert bool(requeued) == outage

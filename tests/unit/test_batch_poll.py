@@ -16,6 +16,7 @@ import pytest
 
 from jobgate.backends.base import Outcome, Submitted
 from jobgate.backends.batch import BatchBackend
+from jobgate.backends.batch_status import SIDECAR_GRACE_S
 from jobgate.backends.slurm import SlurmScheduler
 from jobgate.config import Destination
 from jobgate.errors import SubmitError, TransientError
@@ -438,8 +439,43 @@ def test_stop_runs_cancel_sh_then_cancels_and_the_poll_decides() -> None:
         assert world.calls[0][-2:] == ["/bin/bash", "cancel.sh"]
         await backend.poller.poll()
         assert sink.final("JOB00001").state == S.CANCELLED
+        # Never seen running, killed by the signal: no exit code, and the reason says why.
         assert sink.final("JOB00001").reason == "cancelled on request"
         assert sink.final("JOB00002").state == S.COMPLETED  # the truth, not the request
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("sidecar", [True, False])
+def test_a_running_job_that_was_cancelled_keeps_the_exit_code_its_wrapper_wrote(
+    sidecar: bool,
+) -> None:
+    """Slurm says CANCELLED as the job dies; the wrapper writes the command's exit code a
+    moment later: the poll waits for it (up to a grace period), then ends the job with it,
+    or without it and a reason saying so."""
+
+    async def scenario() -> None:
+        backend, world, sink, clock = make()
+        world.queue["1"] = ("RUNNING", 0)
+        await backend.attach(job(1, "1"))
+        await backend.poller.poll()  # seen running
+        await backend.stop(job(1, "1", state=S.RUNNING), StopReason.CANCEL)
+        await backend.poller.poll()  # scancel: CANCELLED, no sidecar yet
+        assert [o.state for _, o in sink.reports] == [S.RUNNING]
+        if sidecar:
+            world.files["/runs/JOB00001/exitcode"] = b"143\n"
+        clock.now += SIDECAR_GRACE_S / 2
+        await backend.poller.poll()
+        if not sidecar:
+            assert [o.state for _, o in sink.reports] == [S.RUNNING]  # still waiting
+            clock.now += SIDECAR_GRACE_S
+            await backend.poller.poll()
+        final = sink.final("JOB00001")
+        assert final.state == S.CANCELLED
+        if sidecar:
+            assert (final.exit_code, final.reason) == (143, "cancelled on request")
+        else:
+            assert (final.exit_code, final.reason) == (None, "cancelled on request")
 
     run(scenario())
 

@@ -24,6 +24,10 @@ from jobgate.states import StopReason
 from jobgate.transports.base import Transport
 from jobgate.views import FileReader
 
+# In a job's backend_data once a submission failed transiently: the next try looks for the
+# job before it submits again (the first try may have reached the scheduler after all).
+SUBMIT_TRIED = "submit_tried"
+
 
 @dataclass
 class Submitted:
@@ -174,4 +178,4 @@ class Backend(ABC):
         await self.transport.close()
 
 
-__all__ = ["EXITCODE", "WRAPPER", "Backend", "JobFiles", "StatusSink", "Submitted"]
+__all__ = ["EXITCODE", "SUBMIT_TRIED", "WRAPPER", "Backend", "JobFiles", "StatusSink", "Submitted"]

@@ -13,7 +13,7 @@ import socket
 import time
 from collections import Counter
 
-from jobgate.backends.base import EXITCODE, WRAPPER, Backend, StatusSink, Submitted
+from jobgate.backends.base import EXITCODE, SUBMIT_TRIED, WRAPPER, Backend, StatusSink, Submitted
 from jobgate.backends.batch_scheduler import (
     TASK_TEMPLATE,
     BatchScheduler,
@@ -85,6 +85,11 @@ class BatchBackend(Backend):
         self.scheduler.check(res)
 
     async def submit(self, job: JobRecord) -> Submitted:
+        if job.backend_data.get(SUBMIT_TRIED):  # an earlier try's sbatch may have run
+            found = await self.find(job)
+            if found is not None:
+                self._track(job, found.native_id)
+                return Submitted(found.native_id)
         res = self.resources(job)
         self.scheduler.check(res)  # again: a job stored before the service checked
         files, env = self.files(job), self.environment(job)
@@ -95,7 +100,7 @@ class BatchBackend(Backend):
         context = self.scheduler.script_context(job, res, files)
         wrapper = render(self.scheduler.template, job, files, env, **context)
         await stage_in(self.transport, plan(job, files, wrapper, extra))
-        argv = self.scheduler.submit_command(files.marker(WRAPPER), files)
+        argv = self._command(self.scheduler.submit_command(files.marker(WRAPPER), files))
         try:
             result = await self._shells.run(argv)
             if result.returncode == 127:  # the shell says: no such command, here
@@ -268,4 +273,9 @@ class BatchBackend(Backend):
         self, argv: list[str], kind: str, timeout: float = 60.0, input: str | None = None
     ) -> CommandResult:
         self.commands[kind] += 1
-        return await self.transport.run(argv, timeout=timeout, input=input)
+        return await self.transport.run(self._command(argv), timeout=timeout, input=input)
+
+    def _command(self, argv: list[str]) -> list[str]:
+        """`argv` with its command as the destination names it (`commands`: a site's path
+        to sbatch, or a wrapper)."""
+        return [self.destination.commands.get(argv[0], argv[0]), *argv[1:]]

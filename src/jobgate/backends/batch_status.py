@@ -37,6 +37,7 @@ class NativeStatus:
 StateMap = dict[str, tuple[Phase, JobState | None, str | None]]
 
 
+SIDECAR_GRACE_S = 10.0  # a stopped job's wrapper writes its sidecar within this, or never
 Unit = int | None  # an array index, or None for a whole (non-array) job
 UNREADABLE = object()  # the sidecar could not be read just now (transport down): ask again
 SidecarCode = int | None | object
@@ -49,13 +50,18 @@ def decide(
     answered: bool,
     expired: bool,
     stop_reason: StopReason | None,
+    sidecar_due: bool = False,
 ) -> NativeStatus | None:
     """How a unit that is no longer live in the queue ended, or None to ask again later.
     `said`: what the status command said (ended, maybe not how); `code`: the sidecar;
-    `acct`: the accounting record; `answered`: accounting was asked (or there is none)."""
+    `acct`: the accounting record; `answered`: accounting was asked (or there is none);
+    `sidecar_due`: a job that ran was stopped, and its wrapper (which records the
+    command's code even on SIGTERM) may not have written the sidecar yet."""
     known = code if isinstance(code, int) else None
     for source in (said, acct):
         if source is not None and source.phase == Phase.ENDED and source.outcome is not None:
+            if known is None and sidecar_due:
+                return None  # its exit code is a moment away: keep it, ask again
             return source if known is None else replace(source, exit_code=known, signal=None)
     if code is UNREADABLE and not expired:
         return None
@@ -123,8 +129,10 @@ class Tracked:
         now: float,
         grace_s: float,
     ) -> None:
-        expired = now - (self.missing_since or now) >= grace_s
-        decided = decide(self.said.get(unit), code, acct, answered, expired, self.stop_reason)
+        waited = now - (self.missing_since or now)
+        due = self.stop_reason is not None and self.running and waited < SIDECAR_GRACE_S
+        said = self.said.get(unit)
+        decided = decide(said, code, acct, answered, waited >= grace_s, self.stop_reason, due)
         if decided is not None:
             self.done[unit] = decided
 

@@ -18,10 +18,11 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from jobgate.backends.base import Backend, Submitted
+from jobgate.backends.base import SUBMIT_TRIED, Backend, Submitted
 from jobgate.backends.outcome import Outcome, ended
 from jobgate.config import Config, Destination
 from jobgate.engine.backends import Backends
+from jobgate.engine.janitor import SWEEP_S, sweep_uploads
 from jobgate.engine.liveness import live_gateways
 from jobgate.errors import FatalError, JobgateError, TransientError
 from jobgate.ids import new_id
@@ -108,6 +109,7 @@ class Supervisor:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         beat = scan = loop.time()
+        swept = -SWEEP_S
         while not self._closing:
             self._wake.clear()
             try:
@@ -123,6 +125,9 @@ class Supervisor:
                     await self.db.write(self.store.heartbeat, self.gateway_id, socket.gethostname())
                     await self._adopt()  # another supervisor may have died
                     beat = loop.time()
+                if loop.time() - swept > SWEEP_S:
+                    swept = loop.time()
+                    self._spawn(self._sweep())
             except JobgateError as exc:  # the store is busy or down: try again next tick
                 log.warning("supervisor pass failed: %s", exc)
             if more:
@@ -177,7 +182,9 @@ class Supervisor:
         except TransientError as exc:  # not the job's fault: back to the queue, retried later
             delay = self._pause(job.destination)
             message = f"submission failed, will retry in {delay:.0f} s: {exc}"
-            self._queue(Transition(job.id, S.QUEUED, message, expect=_STAGING_IN))
+            # The next try looks for the job first: this one may have reached the scheduler.
+            tried = {"backend_data": {**job.backend_data, SUBMIT_TRIED: True}}
+            self._queue(Transition(job.id, S.QUEUED, message, fields=tried, expect=_STAGING_IN))
             return
         except FatalError as exc:
             self._queue(Transition(job.id, S.FAILED, str(exc), fields={"reason": str(exc)}))
@@ -355,6 +362,15 @@ class Supervisor:
             await self._submit(backend, job)
         else:
             await backend.attach(self._record_submitted(job, found))
+
+    async def _sweep(self) -> None:
+        try:
+            gone = await sweep_uploads(self.config, self.db)
+        except (OSError, JobgateError) as exc:  # the next sweep tries again
+            log.warning("sweeping uploads failed: %s", exc)
+            return
+        if gone:
+            log.info("removed %d uploaded input files no unfinished job needs", gone)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -33,7 +33,7 @@ from jobgate.errors import (
     InvalidTransition,
     NotFoundError,
 )
-from jobgate.spec import JobEvent, JobRecord
+from jobgate.spec import JobEvent, JobRecord, JobSpec
 from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, StopReason
 from jobgate.store import changes as changes_
 from jobgate.store.changes import Transition, dumps
@@ -276,6 +276,16 @@ class Store(Database):
     def add_events(self, items: Sequence[tuple[str, str, str, dict[str, Any]]]) -> None:
         with self.writing() as conn:
             changes_.add_events(conn, items, time.time())
+
+    def input_sources(self) -> set[str]:
+        """The input files that jobs not final yet will stage in (uploads to keep)."""
+        open_states = [s.value for s in JobState if not s.final]
+        query = select(jobs.c.spec).where(
+            jobs.c.state.in_(open_states), jobs.c.spec.like('%"input_files"%')
+        )
+        with self.reading() as conn:
+            specs = [JobSpec.model_validate_json(row[0]) for row in conn.execute(query)]
+        return {stage.source for spec in specs for stage in spec.input_files}
 
     def events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
         with self.reading() as conn:
