@@ -202,9 +202,7 @@ def _wait_for_output(job: object, text: str) -> None:
     raise AssertionError(f"job never printed {text!r}")
 
 
-def test_uploads_no_unfinished_job_needs_are_swept_once_old(
-    home: Path, database_url: str
-) -> None:
+def test_uploads_no_unfinished_job_needs_are_swept_once_old(home: Path, database_url: str) -> None:
     from jobgate.engine.janitor import sweep_uploads
 
     uploads = home / "uploads"
