@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import httpx
 import pytest
 
 from api.conftest import Server, is_problem
@@ -100,3 +101,16 @@ def test_joblauncher_bad_text_is_422_and_runs_nothing(server: Server) -> None:
         is_problem(httpx.post(url, content=body, headers=headers), 422)
     listed = httpx.get(url, headers=server.auth("alice"))
     assert listed.status_code == 200 and listed.json() == []
+
+
+def test_the_refusals_are_documented_as_problems_in_openapi(server: Server) -> None:
+    spec = httpx.get(f"{server.api}/openapi.json").json()
+    for path, method, codes in [
+        ("/api/v1/jobs", "post", ("401", "413", "422", "503")),
+        ("/api/v1/jobs/{job_id}/logs/{stream}", "get", ("401", "404", "503")),
+        ("/compat/joblauncher/job", "post", ("401", "413", "422")),
+    ]:
+        answers = spec["paths"][path][method]["responses"]
+        for code in codes:
+            assert "application/problem+json" in answers[code]["content"], (path, code)
+    assert "Problem" in spec["components"]["schemas"]

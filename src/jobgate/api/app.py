@@ -34,11 +34,14 @@ def create_app(service: JobService) -> FastAPI:
     # Jobs submitted through the joblauncher door are called back in its format.
     service.system.register_callback_format(joblauncher.NAME, joblauncher.callback_format)
     problems.install(app)
-    app.include_router(jobs.router, prefix=PREFIX)
-    app.include_router(system.router, prefix=PREFIX)
-    app.include_router(tokens.router, prefix=PREFIX)
-    app.include_router(joblauncher.router, prefix="/compat/joblauncher")
-    app.include_router(cybergis.router, prefix="/compat/cybergis")
+    # Every error is problem+json (problems.py); each router declares the ones it gives.
+    errors = problems.responses(401, 404, 409, 413, 422, 503)
+    app.include_router(jobs.router, prefix=PREFIX, responses=errors)
+    app.include_router(system.router, prefix=PREFIX, responses=problems.responses(401, 503))
+    app.include_router(tokens.router, prefix=PREFIX, responses=problems.responses(413, 503))
+    compat = problems.responses(401, 404, 413, 422, 503)
+    app.include_router(joblauncher.router, prefix="/compat/joblauncher", responses=compat)
+    app.include_router(cybergis.router, prefix="/compat/cybergis", responses=compat)
     _add_spec_schema(app)
     return app
 

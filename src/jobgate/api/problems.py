@@ -33,7 +33,10 @@ _WHEN = {
     401: "No token, or not a valid one (unknown, expired or revoked)",
     403: "Not allowed",
     404: "No such thing, or someone else's",
+    409: "Conflicts with what is stored (an idempotency key used for another job)",
+    413: "The request body is larger than the gateway takes (`limits.max_body_mb`)",
     422: "Invalid input: `field` names it",
+    503: "The store or a scheduler is unavailable now: retry after `Retry-After` seconds",
 }
 
 
