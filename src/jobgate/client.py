@@ -21,11 +21,14 @@ from jobgate.errors import (
     SpecError,
     TransientError,
 )
-from jobgate.sdk import Job
+from jobgate.handle import Job, Page
 from jobgate.spec import JobEvent, JobRecord, JobSpec
 from jobgate.states import JobState
 
 _RECORD_FIELDS = set(JobRecord.model_fields)
+PAGE = 1000  # the API's largest page
+LOG_CHUNK = 16 << 20  # bytes of a log per request
+FOLLOW_RETRIES = 5  # a followed log's stream opened again this often after it broke
 
 
 class Client:
@@ -82,7 +85,8 @@ class Client:
                 res = self._request("POST", "/jobs", data={"spec": json.dumps(body)}, files=files)
         else:
             res = self._request("POST", "/jobs", json=data)
-        return Job(self, _record(res.json()))
+        body = res.json()
+        return Job(self, _record(body), body.get("warnings") or [])
 
     def get(self, job_id: str) -> Job:
         return Job(self, self._record(job_id))
@@ -95,16 +99,47 @@ class Client:
         name: str | None = None,
         limit: int = 100,
     ) -> builtins.list[Job]:
+        """Newest first, at most `limit` (0: all of them): as many pages as that takes."""
+        filters: dict[str, Any] = {
+            "state": state,
+            "destination": destination,
+            "label": label,
+            "name": name,
+        }
+        jobs: builtins.list[Job] = []
+        cursor = None
+        while True:
+            size = PAGE if limit <= 0 else min(PAGE, limit - len(jobs))
+            page = self.page(limit=size, cursor=cursor, **filters)
+            jobs += page.jobs
+            cursor = page.next_cursor
+            if cursor is None or 0 < limit <= len(jobs):
+                return jobs
+
+    def page(
+        self,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        count: bool = False,
+        state: JobState | str | builtins.list[JobState | str] | None = None,
+        destination: str | None = None,
+        label: dict[str, str] | None = None,
+        name: str | None = None,
+    ) -> Page:
         states = [state] if isinstance(state, str) else state
         params: dict[str, Any] = {
             "limit": limit,
+            "cursor": cursor,
+            "count": "true" if count else None,
             "destination": destination,
             "name": name,
             "state": [str(s) for s in states or []],
             "label": [f"{k}={v}" for k, v in (label or {}).items()],
         }
-        res = self._request("GET", "/jobs", params={k: v for k, v in params.items() if v})
-        return [Job(self, _record(item)) for item in res.json()["items"]]
+        body = self._request("GET", "/jobs", params={k: v for k, v in params.items() if v}).json()
+        jobs = [Job(self, _record(item)) for item in body["items"]]
+        return Page(jobs, body.get("next_cursor"), body.get("total"))
 
     def cancel(self, job_id: str) -> Job:
         return Job(self, self._cancel(job_id))
@@ -121,9 +156,35 @@ class Client:
         return _record(self._request("DELETE", f"/jobs/{job_id}").json())
 
     def _read_log(self, job_id: str, stream: str, offset: int) -> bytes:
-        return self._request(
-            "GET", f"/jobs/{job_id}/logs/{stream}", params={"offset": offset}
-        ).content
+        """To the end: the API answers up to LOG_CHUNK a request, and says where to go on."""
+        chunks = []
+        while True:
+            res = self._request(
+                "GET",
+                f"/jobs/{job_id}/logs/{stream}",
+                params={"offset": offset, "limit": LOG_CHUNK},
+            )
+            chunks.append(res.content)
+            offset = int(res.headers.get("x-next-offset", offset + len(res.content)))
+            if len(res.content) < LOG_CHUNK:
+                return b"".join(chunks)
+
+    def _waiting(self, job_id: str) -> str | None:
+        waiting = self._request("GET", f"/jobs/{job_id}").json().get("waiting")
+        return str(waiting) if waiting else None
+
+    def _files(self, job_id: str) -> builtins.list[str]:
+        return list(self._request("GET", f"/jobs/{job_id}/files").json())
+
+    def _download(self, job_id: str, path: str) -> Iterator[bytes]:
+        try:
+            with self._http.stream("GET", f"/jobs/{job_id}/files/{path}") as res:
+                if res.status_code >= 400:
+                    res.read()
+                    raise _error(res)
+                yield from res.iter_bytes()
+        except httpx.TransportError as exc:
+            raise TransientError(f"lost the gateway while downloading {path}: {exc}") from exc
 
     def _events(self, job_id: str) -> builtins.list[JobEvent]:
         rows = self._request("GET", f"/jobs/{job_id}/events").json()
@@ -141,7 +202,7 @@ class Client:
             if done(record.state) or record.state.final or (left is not None and left <= 0):
                 return record
             # Follow the event stream until a state `done` holds; then read the record again.
-            for kind, data in self._sse(
+            for kind, data, _ in self._sse(
                 f"/jobs/{job_id}/events", {"follow": "true", "after": after}, left
             ):
                 if kind == "end":
@@ -151,17 +212,32 @@ class Client:
                     break
 
     def _follow_log(self, job_id: str, stream: str) -> Iterator[bytes]:
-        for kind, data in self._sse(f"/jobs/{job_id}/logs/{stream}", {"follow": "true"}, None):
-            if kind == "log":
-                yield json.loads(data)["text"].encode()
-            elif kind == "end":
-                return
+        """Chunks as they are written, until the job ends: a stream that breaks (or stops
+        at the server's size limit) is opened again from the last offset it delivered, so
+        nothing is lost or repeated."""
+        offset, failures = 0, 0
+        while True:
+            params = {"follow": "true", "offset": offset}
+            try:
+                for kind, data, event_id in self._sse(
+                    f"/jobs/{job_id}/logs/{stream}", params, None
+                ):
+                    if kind == "log":
+                        yield json.loads(data)["text"].encode()
+                        offset, failures = int(event_id or offset), 0
+                    elif kind == "end" and not json.loads(data).get("truncated"):
+                        return
+            except TransientError:
+                failures += 1
+                if failures > FOLLOW_RETRIES:
+                    raise
+                time.sleep(min(2.0**failures, 30.0))
 
     def _sse(
         self, path: str, params: dict[str, Any], timeout: float | None
-    ) -> Iterator[tuple[str, str]]:
-        """(event, data) pairs of a Server-Sent Events stream; ends quietly on timeout."""
-        kind, data = "message", []
+    ) -> Iterator[tuple[str, str, str | None]]:
+        """(event, data, id) of a Server-Sent Events stream; ends quietly on timeout."""
+        kind, data, event_id = "message", [], None
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             with self._http.stream(
@@ -177,8 +253,10 @@ class Client:
                         kind = line[6:].strip()
                     elif line.startswith("data:"):
                         data.append(line[5:].removeprefix(" "))
+                    elif line.startswith("id:"):
+                        event_id = line[3:].strip()
                     elif not line and data:
-                        yield kind, "\n".join(data)
+                        yield kind, "\n".join(data), event_id
                         kind, data = "message", []
         except httpx.ReadTimeout:
             return

@@ -12,15 +12,19 @@ import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from jobgate.config import Config, load_config
+from jobgate.handle import Job, JobSource, Page
 from jobgate.runtime import Runtime
 from jobgate.service import JobService
 from jobgate.spec import JobEvent, JobRecord, JobSpec
 from jobgate.states import JobState
 
 T = TypeVar("T")
+PAGE = 1000  # jobs per page when listing them all
+CHUNK = 1 << 20
+__all__ = ["AsyncGateway", "Gateway", "Job", "JobSource", "Page"]
 
 
 class AsyncGateway:
@@ -90,74 +94,6 @@ class AsyncGateway:
         return await self.service.system.destinations()
 
 
-class JobSource(Protocol):
-    """What a Job handle needs: the embedded Gateway and the remote Client both provide it."""
-
-    def _record(self, job_id: str) -> JobRecord: ...
-    def _wait(
-        self, job_id: str, timeout: float | None, until: Callable[[JobState], bool] | None
-    ) -> JobRecord: ...
-    def _cancel(self, job_id: str) -> JobRecord: ...
-    def _read_log(self, job_id: str, stream: str, offset: int) -> bytes: ...
-    def _events(self, job_id: str) -> builtins.list[JobEvent]: ...
-    def _follow_log(self, job_id: str, stream: str) -> Iterator[bytes]: ...
-
-
-class Job:
-    """A handle on one job; every property asks the gateway, so it is never stale."""
-
-    def __init__(self, source: JobSource, record: JobRecord) -> None:
-        self._source = source
-        self.id = record.id
-        self._last = record
-
-    def __repr__(self) -> str:
-        return f"<Job {self.id} {self._last.state}>"
-
-    @property
-    def record(self) -> JobRecord:
-        self._last = self._source._record(self.id)
-        return self._last
-
-    @property
-    def state(self) -> JobState:
-        return self.record.state
-
-    @property
-    def exit_code(self) -> int | None:
-        return self.record.exit_code
-
-    @property
-    def native_id(self) -> str | None:
-        return self.record.native_id
-
-    def wait(
-        self, timeout: float | None = None, until: Callable[[JobState], bool] | None = None
-    ) -> JobState:
-        """Block until the job ends (or `until(state)` holds, or the timeout passes)."""
-        self._last = self._source._wait(self.id, timeout, until)
-        return self._last.state
-
-    def cancel(self) -> JobState:
-        return self._source._cancel(self.id).state
-
-    def read_log(self, stream: str = "stdout", offset: int = 0) -> bytes:
-        return self._source._read_log(self.id, stream, offset)
-
-    def follow_log(self, stream: str = "stdout") -> Iterator[bytes]:
-        """Chunks of the log as they are written, until the job ends."""
-        return self._source._follow_log(self.id, stream)
-
-    def stdout(self) -> str:
-        return self.read_log("stdout").decode(errors="replace")
-
-    def stderr(self) -> str:
-        return self.read_log("stderr").decode(errors="replace")
-
-    def events(self) -> builtins.list[JobEvent]:
-        return self._source._events(self.id)
-
-
 class Gateway:
     """Sync facade: `Gateway().submit(JobSpec(script="echo hi")).wait()`."""
 
@@ -185,7 +121,7 @@ class Gateway:
     def submit(self, spec: JobSpec | dict[str, Any] | None = None, **fields: Any) -> Job:
         # In this thread, not the loop's: validation and one insert need no event loop.
         record, _ = self._core.service.submit_now(spec if spec is not None else fields)
-        return Job(self, record)
+        return Job(self, record, self._core.service.ignored(record))
 
     def get(self, job_id: str) -> Job:
         return Job(self, self._call(self._core.get(job_id)))
@@ -207,12 +143,32 @@ class Gateway:
         name: str | None = None,
         limit: int = 100,
     ) -> builtins.list[Job]:
-        records = self._call(
-            self._core.list(
-                state=state, destination=destination, label=label, name=name, limit=limit
-            )
-        )
-        return [Job(self, r) for r in records]
+        """Newest first, at most `limit` (0: all of them, page by page)."""
+        filters: dict[str, Any] = {
+            "state": state,
+            "destination": destination,
+            "label": label,
+            "name": name,
+        }
+        jobs: builtins.list[Job] = []
+        cursor = None
+        while True:
+            size = PAGE if limit <= 0 else min(PAGE, limit - len(jobs))
+            page = self.page(limit=size, cursor=cursor, **filters)
+            jobs += page.jobs
+            cursor = page.next_cursor
+            if cursor is None or 0 < limit <= len(jobs):
+                return jobs
+
+    def page(
+        self, *, limit: int = 100, cursor: str | None = None, count: bool = False, **filters: Any
+    ) -> Page:
+        """One page of jobs older than `cursor` (filters as `list`); `count`: also the total."""
+        service = self._core.service
+        records = self._call(service.list(before=cursor, limit=limit, **filters))
+        total = self._call(service.count(**filters)) if count else None
+        after = records[-1].id if len(records) == limit else None
+        return Page([Job(self, r) for r in records], after, total)
 
     def destinations(self) -> builtins.list[dict[str, Any]]:
         """Each destination with its capacity and load."""
@@ -251,10 +207,29 @@ class Gateway:
             if final:
                 return
 
+    def _waiting(self, job_id: str) -> str | None:
+        return self._call(self._core.service.waiting_reason(self._record(job_id)))
+
+    def _files(self, job_id: str) -> builtins.list[str]:
+        return self._call(self._core.service.files.list(self._record(job_id)))
+
+    def _download(self, job_id: str, path: str) -> Iterator[bytes]:
+        reader = self._call(self._core.service.files.open(self._record(job_id), path))
+        try:
+            offset = 0
+            while data := self._call(reader.read(offset, CHUNK)):
+                offset += len(data)
+                yield data
+        finally:
+            self._call(reader.close())
+
     def close(self) -> None:
         if self._loop.is_running():
-            self._call(self._core.close())
-            self._stop_loop()
+            try:
+                self._call(self._core.close())
+            finally:
+                self._call(_cancel_pending())  # e.g. a wait that Ctrl-C cut short
+                self._stop_loop()
 
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -270,6 +245,14 @@ class Gateway:
 
 async def _make(config: Config | None, kwargs: dict[str, Any]) -> AsyncGateway:
     return await AsyncGateway(config, **kwargs).start()
+
+
+async def _cancel_pending() -> None:
+    """End every other task of the loop, so none is destroyed while still pending."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _as_coro(awaitable: Awaitable[T]) -> T:

@@ -39,7 +39,8 @@ MAX_COUNT = 10_000_000
 
 def parse_walltime(value: str | int | float) -> int:
     """Seconds from Slurm-style text: "90" (minutes), "MM:SS", "H:MM:SS", "D-HH[:MM[:SS]]",
-    or with a unit suffix: "90s", "30m", "2h", "1d". Numbers given as int are seconds."""
+    or with units: "90s", "30m", "2h", "1d", "1h30m", "1d2h". Numbers given as int are
+    seconds."""
     if isinstance(value, bool):
         raise ValueError("must be a duration, not a boolean")
     if isinstance(value, int | float):
@@ -50,10 +51,11 @@ def parse_walltime(value: str | int | float) -> int:
         text = value.strip().lower()
         if len(text) > 40:  # no duration needs more; int() of thousands of digits is slow
             raise ValueError(f"cannot parse {value[:40]!r}... as a duration")
-        suffix = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text)
-        if suffix:
-            factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}[suffix.group(2)]
-            seconds = int(float(suffix.group(1)) * factor)
+        units = re.fullmatch(r"(?:(\d+(?:\.\d+)?)\s*[smhd]\s*)+", text)
+        if units:  # "90s", "30m", "1h30m", "1d2h"
+            factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+            parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", text)
+            seconds = int(sum(float(n) * factor[u] for n, u in parts))
         else:
             seconds = _parse_clock(text)
     if seconds <= 0:
@@ -73,7 +75,7 @@ def _parse_clock(text: str) -> int:
     parts = text.split(":")
     if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
         raise ValueError(
-            f"cannot parse {text!r} as a duration (try '90', '1:30:00' or '2-00:00:00')"
+            f"cannot parse {text!r} as a duration (try '90', '1:30:00', '2-00:00:00' or '1h30m')"
         )
     nums = [int(p) for p in parts]
     if days:  # D-HH, D-HH:MM, D-HH:MM:SS

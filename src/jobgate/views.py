@@ -39,6 +39,10 @@ class JobOut(BaseModel):
         default=None, description="The resources the job runs with: its own and the defaults"
     )
     waiting: str | None = Field(default=None, description="Why a job has not started yet")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="On submit: what the destination will not honour (e.g. GPUs on `local`)",
+    )
     created_at: datetime
     queued_at: datetime | None
     submitted_at: datetime | None
@@ -46,13 +50,15 @@ class JobOut(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, record: JobRecord, waiting: str | None = None) -> JobOut:
+    def of(
+        cls, record: JobRecord, waiting: str | None = None, warnings: list[str] | None = None
+    ) -> JobOut:
         # The record is already valid: copy its fields, do not validate them again.
         fields = {name: getattr(record, name) for name in _RECORD_FIELDS}
-        return cls.model_construct(**fields, waiting=waiting)
+        return cls.model_construct(**fields, waiting=waiting, warnings=warnings or [])
 
 
-_RECORD_FIELDS = tuple(name for name in JobOut.model_fields if name != "waiting")
+_RECORD_FIELDS = tuple(name for name in JobOut.model_fields if name not in ("waiting", "warnings"))
 
 
 class EventOut(BaseModel):

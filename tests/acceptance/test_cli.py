@@ -54,7 +54,7 @@ def test_submit_wait_json_show_events_logs(env: dict[str, str], tmp_path: Path) 
         "submit",
         "--wait",
         "--json",
-        "-n",
+        "-J",
         "greet",
         "-e",
         "WHO=world",
@@ -97,7 +97,7 @@ def test_cancel_and_wait(env: dict[str, str], tmp_path: Path) -> None:
     res = jg(env, "cancel", job_id)
     assert res.stdout.strip() == f"{job_id} CANCELLED"
     res = jg(env, "wait", "--json", job_id)
-    assert res.returncode == 1 and json.loads(res.stdout)[0]["state"] == "CANCELLED"
+    assert res.returncode == 143 and json.loads(res.stdout)[0]["state"] == "CANCELLED"
 
 
 def test_wait_many_reports_all(env: dict[str, str], tmp_path: Path) -> None:

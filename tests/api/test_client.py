@@ -219,7 +219,7 @@ def test_cli_logs_follow_streams_and_cancel(
     assert jg(cli_env, "wait", "--timeout", "0.5", held).returncode == 124
     res = jg(cli_env, "cancel", held)
     assert res.returncode == 0 and res.stdout.split()[0] == held
-    assert jg(cli_env, "wait", held).returncode == 1  # ended, but not COMPLETED
+    assert jg(cli_env, "wait", held).returncode == 143  # its own code: killed by TERM
     assert server.job("alice", held)["state"] == "CANCELLED"
 
 
@@ -234,7 +234,7 @@ def test_cli_server_and_token_flags_and_errors(server: Server, cli_env: dict[str
     assert denied.returncode == 1 and "not authorized (401)" in denied.stderr
     missing = jg(cli_env, "show", new_id())
     assert missing.returncode == 1 and "no job" in missing.stderr
-    bad = jg(cli_env, "submit", "--exec", "/bin/true", "-c", "0")
+    bad = jg(cli_env, "submit", "-c", "0", "--exec", "/bin/true")
     assert bad.returncode == 2 and "resources.cpus_per_task" in bad.stderr
     token = jg(cli_env, "token", "create", "--user", "x")
     assert token.returncode == 2 and "POST /api/v1/tokens" in token.stderr

@@ -31,6 +31,7 @@ def job_response(
 class JobList(BaseModel):
     items: list[JobOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page")
+    total: int | None = Field(default=None, description="All the jobs that match (`count`)")
 
 
 _USER = r"^[A-Za-z0-9_.@-]+$"

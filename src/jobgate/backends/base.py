@@ -117,6 +117,15 @@ class Backend(ABC):
 
     # -- what the supervisor calls -------------------------------------------------------
 
+    honoured: frozenset[str] | None = None  # resources it acts on; None: all of them
+
+    def ignored(self, asked: Resources) -> list[str]:
+        """The resources a job asked for that this destination does not act on."""
+        if self.honoured is None:
+            return []
+        given = asked.model_dump(exclude_defaults=True)
+        return sorted(name for name in given if name not in self.honoured)
+
     def check_resources(self, res: Resources) -> None:
         """Refuse (SpecError) what this destination's scheduler cannot take, before the
         job is stored."""

@@ -72,6 +72,8 @@ class _Watch:
 
 class LocalBackend(Backend):
     host_bound = True
+    # No scheduler: a job gets the machine as it is; only its time limit is enforced.
+    honoured = frozenset({"walltime_s"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -129,7 +131,9 @@ class LocalBackend(Backend):
         pid = int(job.native_id or 0)
         alive = self._is_wrapper(job, pid)
         if not alive or not self._watch(job, pid, own_child=False):
-            self.sink.report(job, self._outcome(job, None))
+            outcome = self._outcome(job, None)  # it ended while no gateway watched:
+            outcome.ended_at = _written_at(self.files(job).run_dir)  # when its sidecar says
+            self.sink.report(job, outcome)
             return
         if job.stop_reason:
             await self.stop(job, job.stop_reason)
@@ -252,6 +256,18 @@ class LocalBackend(Backend):
 def _killpg(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)  # the job leads its own session and process group
+
+
+def _written_at(run_dir: str) -> float | None:
+    """When the wrapper wrote the sidecar (the job's end), if it did."""
+    try:
+        fd = beneath.open_beneath(run_dir, EXITCODE)
+    except (OSError, ValueError):
+        return None
+    try:
+        return os.fstat(fd).st_mtime
+    finally:
+        os.close(fd)
 
 
 def _reason_for(code: int, run_dir: str) -> str | None:

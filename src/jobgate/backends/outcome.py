@@ -20,6 +20,7 @@ class Outcome:
     host: str | None = None
     native_state: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    ended_at: float | None = None  # when it ended, if that was before it was seen to end
 
 
 def signal_name(sig: int) -> str:

@@ -69,6 +69,9 @@ class _Watch:
 
 
 class ProcessBackend(Backend):
+    # No scheduler: a job gets the machine as it is; only its time limit is enforced.
+    honoured = frozenset({"walltime_s"})
+
     def __init__(
         self,
         destination: Destination,

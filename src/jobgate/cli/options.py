@@ -34,20 +34,56 @@ def pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     return out
 
 
+class JobCommand(click.Command):
+    """`--exec PROG ARGS...`: everything after PROG is the program's, as after `--` (so
+    `--exec /bin/echo -n hi` gives echo `-n`); jobgate's own options go before `--exec`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--exec" in args:
+            i = args.index("--exec")
+            if "--" not in args[:i] and args[i + 1 : i + 2] != ["--"]:
+                args = [*args[:i], "--exec", "--", *args[i + 1 :]]
+        return super().parse_args(ctx, args)
+
+
+def _script(script: str) -> tuple[str, str | None]:
+    """The script's text, and its name (None for stdin)."""
+    if script == "-":
+        return sys.stdin.read(), None
+    path = Path(script)
+    if path.is_dir():
+        raise SpecError("script", f"{script} is a directory (give the script file in it)")
+    if not path.is_file():
+        raise SpecError("script", f"no such file: {script}")
+    try:
+        return path.read_text(), path.name
+    except UnicodeDecodeError:
+        raise SpecError(
+            "script", f"{script} is not a text file (use --exec for a program)"
+        ) from None
+
+
+def _not_yet(opts: dict[str, Any]) -> None:
+    for flag in ("array", "dependency"):
+        if opts.get(flag):
+            raise SpecError(
+                flag,
+                f"--{flag} from the command line is not there yet (it comes with "
+                "dependencies and arrays task by task); use resources.array in a spec",
+            )
+
+
 def spec_of(
     script: str, args: tuple[str, ...], is_exec: bool, opts: dict[str, Any]
 ) -> dict[str, Any]:
+    _not_yet(opts)
     spec: dict[str, Any] = {"arguments": list(args)}
     if is_exec:
         spec["executable"] = script
-    elif script == "-":
-        spec["script"] = sys.stdin.read()
     else:
-        path = Path(script)
-        if not path.is_file():
-            raise SpecError("script", f"no such file: {script}")
-        spec["script"] = path.read_text()
-        spec.setdefault("name", path.name)
+        spec["script"], name = _script(script)
+        if name:
+            spec["name"] = name
     resources = {
         k: v
         for k, v in {
@@ -88,20 +124,30 @@ def submit_options(f: F) -> F:
             "--exec",
             "is_exec",
             is_flag=True,
-            help="SCRIPT is an executable to run with ARGS, not a script file.",
+            help="SCRIPT is a program to run with ARGS, not a script file; everything after "
+            "it is the program's (give jobgate's options first).",
         ),
         click.option("-d", "--dest", envvar="JOBGATE_DEST", help="Destination name."),
-        click.option("-n", "--name"),
-        click.option("-t", "--time", help="Walltime: 90 (minutes), 1:30:00, 2-00:00:00, 30s."),
+        click.option("-J", "--name", help="The job's name."),
+        click.option(
+            "-t", "--time", help="Walltime: 90 (minutes), 1:30:00, 2-00:00:00, 30s, 1h30m."
+        ),
         click.option("-c", "--cpus", type=int, help="CPUs per task."),
         click.option("--mem", help="Memory: 512M, 32G."),
         click.option("--gpus", type=int),
         click.option("--nodes", type=int),
-        click.option("--tasks", type=int),
+        click.option("-n", "--tasks", type=int, help="Tasks (sbatch's --ntasks)."),
+        click.option("-a", "--array", help="Not yet: arrays come with the workflow issue."),
+        click.option("--dependency", help="Not yet: dependencies come with the workflow issue."),
         click.option("-p", "--partition", help="Partition or queue."),
         click.option("-A", "--account"),
         click.option("-e", "--env", multiple=True, help="K=V (repeatable)."),
-        click.option("-i", "--input", multiple=True, help="File to copy in: SRC[:TARGET]."),
+        click.option(
+            "-i",
+            "--input",
+            multiple=True,
+            help="File to copy in: SRC[:TARGET] (SRC relative to here).",
+        ),
         click.option("-o", "--output", multiple=True, help="File to collect after the job."),
         click.option("-l", "--label", multiple=True, help="K=V (repeatable)."),
         click.option("--workdir", help="Working directory (default: the run directory)."),

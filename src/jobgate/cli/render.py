@@ -49,10 +49,35 @@ def age(when: datetime | None) -> str:
     return f"{secs}s ago"
 
 
+def duration(seconds: float | None) -> str:
+    """squeue's TIME: [D-]HH:MM:SS, or MM:SS under an hour."""
+    if seconds is None:
+        return "-"
+    secs = int(seconds)
+    days, rest = divmod(secs, 86400)
+    clock = f"{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
+    if days:
+        return f"{days}-{clock}"
+    return clock if secs >= 3600 else clock[3:]
+
+
+def elapsed(r: JobRecord) -> float | None:
+    if r.started_at is None:
+        return None
+    end = r.finished_at or datetime.now(UTC)
+    return (end - r.started_at).total_seconds()
+
+
+def time_limit(r: JobRecord) -> int | None:
+    return (r.resources or r.spec.resources).walltime_s
+
+
 def jobs_table(records: list[JobRecord]) -> None:
+    """As squeue lays them out: what, where, how far, and why it ended (or waits)."""
     table = Table(box=None, pad_edge=False)
-    for col in ("ID", "NAME", "DEST", "STATE", "EXIT", "NATIVE", "CREATED"):
+    for col in ("ID", "NAME", "DEST", "STATE", "EXIT", "ELAPSED", "LIMIT", "NATIVE"):
         table.add_column(col, no_wrap=True)
+    table.add_column("REASON", overflow="fold")
     for r in records:
         table.add_row(
             r.id,
@@ -60,23 +85,43 @@ def jobs_table(records: list[JobRecord]) -> None:
             r.destination,
             state_text(r.state),
             "-" if r.exit_code is None else str(r.exit_code),
+            duration(elapsed(r)),
+            duration(time_limit(r)),
             r.native_id or "-",
-            age(r.created_at),
+            r.reason or "-",
         )
     console.print(table)
 
 
-def job_detail(r: JobRecord) -> None:
+def footer(shown: int, total: int, cursor: str | None) -> None:
+    """`50 of 2,074`, and how to see the rest."""
+    more = f" (next page: --cursor {cursor}; all: --all)" if cursor else ""
+    console.print(f"{shown:,} of {total:,}{more}")
+
+
+def _resources(res: Any) -> str:
+    given = res.model_dump(exclude_defaults=True) if res is not None else {}
+    return ", ".join(f"{k}={v}" for k, v in given.items()) or "-"
+
+
+def job_detail(r: JobRecord, waiting: str | None = None) -> None:
     rows = [
         ("id", r.id),
         ("name", r.name or "-"),
         ("state", state_text(r.state)),
         ("exit code", "-" if r.exit_code is None else str(r.exit_code)),
         ("reason", r.reason or "-"),
+        ("waiting", waiting or "-"),
         ("destination", r.destination),
         ("owner", r.owner),
         ("native id", r.native_id or "-"),
         ("host", r.host or "-"),
+        ("run dir", r.run_dir or "- (named when it is admitted)"),
+        ("asked", _resources(r.spec.resources)),
+        ("resources", _resources(r.resources)),
+        ("time limit", duration(time_limit(r))),
+        ("elapsed", duration(elapsed(r))),
+        ("outputs", ", ".join(r.spec.output_files) or "-"),
         ("labels", ", ".join(f"{k}={v}" for k, v in r.labels.items()) or "-"),
     ]
     rows += [
@@ -90,6 +135,15 @@ def job_detail(r: JobRecord) -> None:
     ]
     for key, value in rows:
         console.print(f"[bold]{key:>12}[/]  {value}")
+
+
+def rows_table(rows: list[dict[str, Any]]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for col in rows[0] if rows else []:
+        table.add_column(col.upper())
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
 
 
 def events_table(events: list[JobEvent]) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import signal
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from jobgate.errors import SpecError
@@ -27,6 +30,7 @@ async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> No
     # Listening before "running" is logged: a client that reads the log connects at once
     # (the backlog holds connections until uvicorn accepts them); --port 0 picks a free one.
     sock = _listen(host, port) if api else None
+    stop = _stop_on_signals()  # from now on SIGINT or SIGTERM is a clean stop (exit 0)
     async with AsyncGateway(**options, supervise=True) as gw:
         cfg = gw.config
         where = f" api=http://{host}:{sock.getsockname()[1]}/api/v1" if sock else ""
@@ -43,7 +47,14 @@ async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> No
 
             from jobgate.api import create_app
 
-            server = uvicorn.Server(
+            class _Server(uvicorn.Server):
+                @contextlib.contextmanager
+                def capture_signals(self) -> Iterator[None]:
+                    # Ours, from the start (_serve): uvicorn's would raise the signal again
+                    # once it has shut down, and a stop is clean, not an interruption.
+                    yield
+
+            server = _Server(
                 uvicorn.Config(
                     create_app(gw.service),
                     loop="none",
@@ -58,9 +69,14 @@ async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> No
             # under load, the API's whole p99).
             gc.collect()
             gc.freeze()
-            await server.serve(sockets=[sock])  # returns on SIGINT/SIGTERM
+            serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+            await asyncio.wait(
+                [serving, asyncio.ensure_future(stop.wait())], return_when="FIRST_COMPLETED"
+            )
+            server.should_exit = True  # open streams get GRACE_S, then the server returns
+            await serving
         else:
-            await _until_signalled()
+            await stop.wait()
         log.info("stopping; running jobs keep running and are re-attached on the next start")
 
 
@@ -80,14 +96,12 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _until_signalled() -> None:
-    import signal
-
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 def _redact(url: str) -> str:

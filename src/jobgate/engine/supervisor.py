@@ -23,7 +23,7 @@ from jobgate.backends.outcome import Outcome, ended
 from jobgate.config import Config, Destination
 from jobgate.engine.backends import Backends
 from jobgate.engine.janitor import SWEEP_S, sweep_uploads
-from jobgate.engine.liveness import live_gateways
+from jobgate.engine.liveness import live_gateways, recovery_notes
 from jobgate.errors import FatalError, JobgateError, TransientError
 from jobgate.ids import new_id
 from jobgate.spec import JobRecord
@@ -218,9 +218,11 @@ class Supervisor:
 
     def report(self, job: JobRecord, outcome: Outcome) -> None:
         """Called by backends (in the loop) when a job starts running or ends."""
-        fields = {"exit_code": outcome.exit_code, "reason": outcome.reason}
+        fields: dict[str, Any] = {"exit_code": outcome.exit_code, "reason": outcome.reason}
         if outcome.host:
             fields["host"] = outcome.host
+        if outcome.ended_at is not None:  # it ended while no gateway watched
+            fields["finished_at"] = outcome.ended_at
         if outcome.state == S.RUNNING:
             self._queue(Transition(job.id, S.RUNNING, data=outcome.data, fields=fields))
             return
@@ -252,7 +254,9 @@ class Supervisor:
             self.note(job.id, "warning", f"missing output files: {listed}")
             if state == S.COMPLETED:
                 state, reason = S.FAILED, f"missing output files: {listed}"
-        fields = {"exit_code": outcome.exit_code, "reason": reason}
+        fields: dict[str, Any] = {"exit_code": outcome.exit_code, "reason": reason}
+        if outcome.ended_at is not None:
+            fields["finished_at"] = outcome.ended_at
         self._queue(Transition(job.id, state, reason or "", fields=fields))
 
     def _queue(self, transition: Transition) -> None:
@@ -328,12 +332,8 @@ class Supervisor:
             jobs, orphaned = await self.db.write(
                 self.store.adopt, dest.name, self.gateway_id, live, host
             )
-            if orphaned:
-                note = "re-attached: the gateway that watched this job stopped without notice"
-                items: list[tuple[str, str, str, dict[str, Any]]] = [
-                    (i, "recovery", note, {}) for i in sorted(orphaned)
-                ]
-                await self.db.write(self.store.add_events, items)
+            if jobs:
+                await self.db.write(self.store.add_events, recovery_notes(jobs, orphaned))
             if jobs:
                 await self._recover(backend, jobs)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import getpass
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,10 +21,11 @@ from jobgate.errors import ConflictError, InvalidTransition, NotFoundError, Spec
 from jobgate.ids import new_id
 from jobgate.service.accounts import AccountService
 from jobgate.service.callback_urls import CallbackUrls
+from jobgate.service.checks import absolute_inputs, check_spec
 from jobgate.service.files import FileService
 from jobgate.service.paths import check_confined, user_roots
 from jobgate.service.system import SystemService
-from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources, format_walltime
+from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState, StopReason
 from jobgate.store import AsyncStore, Transition
 from jobgate.store.batching import Batcher
@@ -134,6 +134,8 @@ class JobService:
         dest = self.config.destination(spec.destination)
         if area is not None and dest.os_account(owner) is None:  # else the OS keeps users apart
             check_confined(spec, user_roots(dest, owner, area.roots))
+        if area is None:  # embedded: this process's working directory is the user's
+            spec = absolute_inputs(spec)
         resources = self._check(spec, dest)
         now, job_id = datetime.now(UTC), new_id()
         return JobRecord(
@@ -180,23 +182,18 @@ class JobService:
             )
         return existing
 
+    def ignored(self, job: JobRecord) -> builtins.list[str]:
+        """Warnings for what the job asked its destination that the destination ignores."""
+        names = self._backends.get(job.destination).ignored(job.spec.resources)
+        if not names:
+            return []
+        return [
+            f"destination {job.destination!r} runs jobs without a scheduler and ignores "
+            f"resources.{', resources.'.join(names)}"
+        ]
+
     def _check(self, spec: JobSpec, dest: Destination) -> Resources:
-        """Refuse what the destination would refuse, before anything is stored; returns
-        the job's effective resources."""
-        for name in spec.environment:
-            if not dest.env_allowed(name):
-                raise SpecError(f"environment.{name}", f"not allowed on destination {dest.name!r}")
-        res = _held_to_max_walltime(dest.effective(spec.resources), dest)
-        self._backends.get(dest.name).check_resources(res)
-        if dest.partitions is not None and res.partition and res.partition not in dest.partitions:
-            raise SpecError(
-                "resources.partition",
-                f"unknown partition {res.partition!r} (known: {', '.join(dest.partitions)})",
-            )
-        for i, stage in enumerate(spec.input_files):
-            if dest.transport == "local" and not os.path.isfile(stage.source):
-                raise SpecError(f"input_files.{i}.source", f"no such file: {stage.source}")
-        return res
+        return check_spec(spec, dest, self._backends.get(dest.name).check_resources)
 
     # -- queries --------------------------------------------------------------------------
 
@@ -212,33 +209,19 @@ class JobService:
     async def list(
         self,
         *,
-        state: Iterable[JobState | str] | JobState | str | None = None,
-        destination: str | None = None,
-        label: dict[str, str] | None = None,
-        owner: str | None = None,
-        name: str | None = None,
         before: str | None = None,
-        since: datetime | None = None,
         limit: int = 100,
+        **filters: Any,
     ) -> builtins.list[JobRecord]:
-        states = None
-        if state is not None:
-            items = [state] if isinstance(state, str) else list(state)
-            try:
-                states = [JobState(str(s).upper()) for s in items]
-            except ValueError:
-                raise SpecError("state", f"unknown state in {items}") from None
+        """Newest first, `limit` at most, older than the job `before` (a cursor). Filters:
+        state (one or several), destination, label (dict), owner, name, since (datetime)."""
         return await self._db.read(
-            self._store.list_jobs,
-            state=states,
-            destination=destination,
-            label=label,
-            owner=owner,
-            name=name,
-            before=before,
-            since=since.timestamp() if since else None,
-            limit=limit,
+            self._store.list_jobs, before=before, limit=limit, **_filters(**filters)
         )
+
+    async def count(self, **filters: Any) -> int:
+        """How many jobs the same filters as `list` match."""
+        return await self._db.read(self._store.count_jobs, **_filters(**filters))
 
     async def events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
         await self.get(job_id)  # NotFound for an unknown id, not an empty list
@@ -335,22 +318,33 @@ class JobService:
                 self._forget(job_id, fut)
 
 
-def _held_to_max_walltime(res: Resources, dest: Destination) -> Resources:
-    """A walltime over the destination's limit is refused; a job that gives none gets the
-    limit as its walltime, so every backend enforces it."""
-    limit = dest.max_walltime_s
-    if not limit:
-        return res
-    if res.walltime_s is None:
-        return res.model_copy(update={"walltime_s": limit})
-    if res.walltime_s > limit:
-        raise SpecError(
-            "resources.walltime",
-            f"{format_walltime(res.walltime_s)} is over {dest.name!r}'s limit of "
-            f"{format_walltime(limit)}",
-        )
-    return res
-
-
 def _queued_message(record: JobRecord) -> str:
     return f"queued for {record.destination}"
+
+
+def _filters(
+    *,
+    state: Iterable[JobState | str] | JobState | str | None = None,
+    destination: str | None = None,
+    label: dict[str, str] | None = None,
+    owner: str | None = None,
+    name: str | None = None,
+    since: datetime | None = None,
+) -> dict[str, Any]:
+    """The store's filters from a door's: states checked, times as timestamps."""
+    states = None
+    if state is not None:
+        items = [state] if isinstance(state, str) else list(state)
+        try:
+            states = [JobState(str(s).upper()) for s in items]
+        except ValueError:
+            known = ", ".join(s.value for s in JobState)
+            raise SpecError("state", f"unknown state in {items} (known: {known})") from None
+    return {
+        "state": states,
+        "destination": destination,
+        "label": label,
+        "owner": owner,
+        "name": name,
+        "since": since.timestamp() if since else None,
+    }

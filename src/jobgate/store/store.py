@@ -104,37 +104,23 @@ class Store(Database):
         return [record_of(rows[i]) if i in rows else None for i in job_ids]
 
     def list_jobs(
-        self,
-        *,
-        state: Iterable[JobState] | None = None,
-        destination: str | None = None,
-        label: dict[str, str] | None = None,
-        owner: str | None = None,
-        name: str | None = None,
-        before: str | None = None,
-        since: float | None = None,
-        limit: int = 100,
+        self, *, before: str | None = None, limit: int = 100, **filters: Any
     ) -> builtins.list[JobRecord]:
-        """Newest first; `before` is a job id to page from (ids sort by time)."""
-        query = select(jobs)
-        states = [s.value for s in state] if state is not None else None
-        conds = [
-            jobs.c.state.in_(states) if states is not None else None,
-            jobs.c.destination == destination if destination else None,
-            jobs.c.owner == owner if owner else None,
-            jobs.c.name == name if name else None,
-            jobs.c.id < before if before else None,
-            jobs.c.created_at >= since if since is not None else None,
-        ]
-        for key, value in (label or {}).items():
-            sub = select(job_labels.c.job_id).where(
-                job_labels.c.key == key, job_labels.c.value == value
-            )
-            conds.append(jobs.c.id.in_(sub))
-        query = query.where(and_(True, *[c for c in conds if c is not None]))
+        """Newest first; `before` is a job id to page from (ids sort by time: keyset paging,
+        never OFFSET). `filters`: as `count_jobs`."""
+        conds = _conditions(**filters)
+        if before:
+            conds.append(jobs.c.id < before)
+        query = select(jobs).where(and_(True, *conds)).order_by(jobs.c.id.desc()).limit(limit)
         with self.reading() as conn:
-            rows = conn.execute(query.order_by(jobs.c.id.desc()).limit(limit)).all()
+            rows = conn.execute(query).all()
         return [record_of(r) for r in rows]
+
+    def count_jobs(self, **filters: Any) -> int:
+        """How many jobs match: state, destination, label, owner, name, since."""
+        query = select(func.count()).select_from(jobs).where(and_(True, *_conditions(**filters)))
+        with self.reading() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def adopt(
         self, destination: str, gateway_id: str, live: Sequence[str], host: str | None = None
@@ -319,3 +305,28 @@ class Store(Database):
     def gateways(self) -> builtins.list[Row[Any]]:
         with self.reading() as conn:
             return list(conn.execute(select(gateways)).all())
+
+
+def _conditions(
+    *,
+    state: Iterable[JobState] | None = None,
+    destination: str | None = None,
+    label: dict[str, str] | None = None,
+    owner: str | None = None,
+    name: str | None = None,
+    since: float | None = None,
+) -> builtins.list[Any]:
+    states = [s.value for s in state] if state is not None else None
+    conds = [
+        jobs.c.state.in_(states) if states is not None else None,
+        jobs.c.destination == destination if destination else None,
+        jobs.c.owner == owner if owner else None,
+        jobs.c.name == name if name else None,
+        jobs.c.created_at >= since if since is not None else None,
+    ]
+    for key, value in (label or {}).items():
+        sub = select(job_labels.c.job_id).where(
+            job_labels.c.key == key, job_labels.c.value == value
+        )
+        conds.append(jobs.c.id.in_(sub))
+    return [c for c in conds if c is not None]

@@ -68,7 +68,8 @@ async def submit_job(
     record, created = await ctx.service.submit_once(spec, owner=user.name, area=Area())
     ctx.metrics.submit_latency.observe(time.perf_counter() - started)
     location = {"Location": f"{request.url.path.rstrip('/')}/{record.id}"}
-    return job_response(JobOut.of(record), 201 if created else 200, location)
+    view = JobOut.of(record, warnings=ctx.service.ignored(record))
+    return job_response(view, 201 if created else 200, location)
 
 
 def _parse(raw: bytes | str, field: str) -> dict[str, Any]:
@@ -117,8 +118,10 @@ async def list_jobs(
     label: Annotated[list[str] | None, Query(description="key=value")] = None,
     name: str | None = None,
     created_since: Annotated[str | None, Query(description="ISO 8601 time, UTC if no zone")] = None,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    owner: Annotated[str | None, Query(description="Admins: one user's jobs only")] = None,
+    count: Annotated[bool, Query(description="Also count all the jobs that match")] = False,
 ) -> JobList:
     for field, value in {"destination": destination, "name": name, "cursor": cursor}.items():
         check_text(value, field)
@@ -139,18 +142,19 @@ async def list_jobs(
             since.timestamp()  # year 1 is ISO 8601 but no timestamp
         except (ValueError, OverflowError):
             raise SpecError("created_since", "not an ISO 8601 time (UTC unless given)") from None
-    records = await ctx.service.list(
-        state=state,
-        destination=destination,
-        label=labels or None,
-        name=name,
-        before=cursor,
-        since=since,
-        limit=limit,
-        owner=None if user.admin else user.name,
-    )
+    check_text(owner, "owner")
+    filters: dict[str, Any] = {
+        "state": state,
+        "destination": destination,
+        "label": labels or None,
+        "name": name,
+        "since": since,
+        "owner": owner if user.admin else user.name,
+    }
+    records = await ctx.service.list(before=cursor, limit=limit, **filters)
     next_cursor = records[-1].id if len(records) == limit else None
-    return JobList(items=[JobOut.of(r) for r in records], next_cursor=next_cursor)
+    total = await ctx.service.count(**filters) if count else None
+    return JobList(items=[JobOut.of(r) for r in records], next_cursor=next_cursor, total=total)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
