@@ -23,7 +23,8 @@ from pydantic import (
 )
 
 from jobgate.errors import ConfigError, SpecError
-from jobgate.spec import Resources, parse_walltime, spec_error
+from jobgate.spec import Resources, spec_error
+from jobgate.units import parse_walltime
 
 # local: detached processes on this host, watched through pidfds; process: detached
 # processes on the transport's host, watched by one status command per interval; slurm,

@@ -6,7 +6,6 @@ unit in the field name (`walltime_s`, `memory_mb`).
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -24,95 +23,18 @@ from pydantic import (
 
 from jobgate.errors import SpecError
 from jobgate.states import JobState, StopReason
+from jobgate.units import (
+    MAX_COUNT,
+    MAX_MEMORY_MB,
+    MAX_WALLTIME_S,
+    parse_memory,
+    parse_walltime,
+)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+:@-]+$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ARRAY_RE = re.compile(r"^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_UNITS_MB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
-# Bounds on what a job may ask for: far past any real machine, well within every
-# integer column and scheduler option (1e400 or a 400-digit number is bad input).
-MAX_WALLTIME_S = 10 * 366 * 86400
-MAX_MEMORY_MB = 1 << 40
-MAX_COUNT = 10_000_000
-
-
-def parse_walltime(value: str | int | float) -> int:
-    """Seconds from Slurm-style text: "90" (minutes), "MM:SS", "H:MM:SS", "D-HH[:MM[:SS]]",
-    or with units: "90s", "30m", "2h", "1d", "1h30m", "1d2h". Numbers given as int are
-    seconds."""
-    if isinstance(value, bool):
-        raise ValueError("must be a duration, not a boolean")
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or abs(value) > MAX_WALLTIME_S:
-            raise ValueError(f"must be at most {MAX_WALLTIME_S} seconds")
-        seconds = int(value)
-    else:
-        text = value.strip().lower()
-        if len(text) > 40:  # no duration needs more; int() of thousands of digits is slow
-            raise ValueError(f"cannot parse {value[:40]!r}... as a duration")
-        units = re.fullmatch(r"(?:(\d+(?:\.\d+)?)\s*[smhd]\s*)+", text)
-        if units:  # "90s", "30m", "1h30m", "1d2h"
-            factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-            parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", text)
-            seconds = int(sum(float(n) * factor[u] for n, u in parts))
-        else:
-            seconds = _parse_clock(text)
-    if seconds <= 0:
-        raise ValueError("must be positive")
-    if seconds > MAX_WALLTIME_S:
-        raise ValueError(f"must be at most {MAX_WALLTIME_S // 86400} days")
-    return seconds
-
-
-def _parse_clock(text: str) -> int:
-    days = 0
-    if "-" in text:
-        day_part, text = text.split("-", 1)
-        if not day_part.isdigit():
-            raise ValueError(f"cannot parse {text!r} as a duration")
-        days = int(day_part)
-    parts = text.split(":")
-    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(
-            f"cannot parse {text!r} as a duration (try '90', '1:30:00', '2-00:00:00' or '1h30m')"
-        )
-    nums = [int(p) for p in parts]
-    if days:  # D-HH, D-HH:MM, D-HH:MM:SS
-        nums += [0] * (3 - len(nums))
-        h, m, s = nums
-    elif len(nums) == 1:  # minutes, as sbatch reads it
-        h, m, s = 0, nums[0], 0
-    elif len(nums) == 2:  # MM:SS
-        h, m, s = 0, nums[0], nums[1]
-    else:
-        h, m, s = nums
-    return days * 86400 + h * 3600 + m * 60 + s
-
-
-def parse_memory(value: str | int | float) -> int:
-    """Megabytes from "512M", "32G", "1.5T", "100mb"; a bare number is megabytes."""
-    if isinstance(value, bool):
-        raise ValueError("must be a size, not a boolean")
-    if isinstance(value, int | float):
-        mb = float(value)
-    else:
-        if len(value) > 40:
-            raise ValueError(f"cannot parse {value[:40]!r}... as a size")
-        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?", value.strip().lower())
-        if not m:
-            raise ValueError(f"cannot parse {value!r} as a size (try '512M' or '32G')")
-        mb = float(m.group(1)) * _UNITS_MB[(m.group(2) or "m").upper()]
-    if not math.isfinite(mb) or mb > MAX_MEMORY_MB:
-        raise ValueError(f"must be at most {MAX_MEMORY_MB} MB")
-    if mb <= 0:
-        raise ValueError("must be positive")
-    return max(1, round(mb))
-
-
-def format_walltime(seconds: int) -> str:
-    """HH:MM:SS with hours unbounded: what both sbatch and qsub accept."""
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _safe_text(value: str, what: str = "value") -> str:
@@ -136,20 +58,57 @@ class _Model(BaseModel):
 
 
 class Resources(_Model):
-    nodes: int | None = Field(default=None, ge=1, le=MAX_COUNT)
-    tasks: int | None = Field(default=None, ge=1, le=MAX_COUNT)
-    cpus_per_task: int | None = Field(default=None, ge=1, le=MAX_COUNT)
-    memory_mb: int | None = Field(default=None, ge=1, le=MAX_MEMORY_MB)
-    gpus: int | None = Field(default=None, ge=0, le=MAX_COUNT)
-    walltime_s: int | None = Field(default=None, ge=1, le=MAX_WALLTIME_S)
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    reservation: str | None = None
-    array: str | None = None
-    exclusive: bool = False
-    directives: list[str] = Field(default_factory=list)
+    """What a job asks of its scheduler. Text is accepted for times and sizes:
+    `walltime`/`time` ("1:30:00", "90m", "1h30m", "2-00:00:00") and `memory`/`mem`
+    ("512M", "32G"); `queue` for `partition`, `cpus` for `cpus_per_task`."""
+
+    nodes: int | None = Field(
+        default=None, ge=1, le=MAX_COUNT, description="Nodes (sbatch -N)", examples=[2]
+    )
+    tasks: int | None = Field(
+        default=None, ge=1, le=MAX_COUNT, description="Tasks (sbatch -n)", examples=[8]
+    )
+    cpus_per_task: int | None = Field(
+        default=None, ge=1, le=MAX_COUNT, description="CPUs per task (sbatch -c)", examples=[4]
+    )
+    memory_mb: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_MEMORY_MB,
+        description='Memory per node in MB (or `memory`: "32G")',
+        examples=[4096],
+    )
+    gpus: int | None = Field(
+        default=None, ge=0, le=MAX_COUNT, description="GPUs per node", examples=[1]
+    )
+    walltime_s: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_WALLTIME_S,
+        description='Time limit in seconds (or `walltime`: "1:30:00"); a destination\'s '
+        "`max_walltime_s` is given to jobs without one",
+        examples=[3600],
+    )
+    partition: str | None = Field(
+        default=None, description="Partition (Slurm) or queue (PBS)", examples=["debug"]
+    )
+    account: str | None = Field(default=None, description="Account to charge", examples=["proj1"])
+    qos: str | None = Field(default=None, description="Quality of service (Slurm)")
+    constraint: str | None = Field(
+        default=None, description="Node features (sbatch -C)", examples=["avx512"]
+    )
+    reservation: str | None = Field(default=None, description="A reservation to run in")
+    array: str | None = Field(
+        default=None,
+        description="An array of tasks: indices, ranges, a step, at most N at once",
+        examples=["0-99%10"],
+    )
+    exclusive: bool = Field(default=False, description="Whole nodes, shared with no other job")
+    directives: list[str] = Field(
+        default_factory=list,
+        description="Raw scheduler options (an allow-list: nothing jobgate sets itself)",
+        examples=[["--mail-type=END"]],
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -209,10 +168,15 @@ class Resources(_Model):
 
 
 class FileStage(_Model):
-    """A file copied into the run directory before the job (source on the gateway's host)."""
+    """A file copied into the run directory before the job (source on the gateway's host;
+    through the API, a part of a multipart/form-data submission)."""
 
-    source: str
-    target: str | None = None
+    source: str = Field(description="The file, on the gateway's host")
+    target: str | None = Field(
+        default=None,
+        description="Where it goes, relative to the run directory (default: its name)",
+        examples=["inputs/data.csv"],
+    )
 
     @field_validator("target")
     @classmethod
@@ -225,23 +189,71 @@ class FileStage(_Model):
 
 
 class JobSpec(_Model):
-    name: str | None = Field(default=None, max_length=200)
-    script: str | None = None
-    executable: str | None = None
-    arguments: list[str] = Field(default_factory=list)
-    shebang: str = "#!/bin/bash"
-    environment: dict[str, str] = Field(default_factory=dict)
-    directory: str | None = None
-    stdin: str | None = None
-    stdout: str | None = None
-    stderr: str | None = None
-    input_files: list[FileStage] = Field(default_factory=list)
-    output_files: list[RelativePath] = Field(default_factory=list)
-    labels: dict[str, str] = Field(default_factory=dict)
-    destination: str | None = None
-    resources: Resources = Field(default_factory=Resources)
-    idempotency_key: str | None = Field(default=None, max_length=200)
-    callback_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """What to run, where, and with what. Give exactly one of `script` or `executable`.
+    Paths are relative to the job's run directory (API users: absolute paths only beneath
+    a destination's work roots)."""
+
+    name: str | None = Field(
+        default=None, max_length=200, description="A name to find it by", examples=["sum"]
+    )
+    script: str | None = Field(
+        default=None,
+        description="A script to run (its own #! line, or `shebang`)",
+        examples=["echo hello; sleep 1"],
+    )
+    executable: str | None = Field(
+        default=None, description="A program to run with `arguments`", examples=["/bin/echo"]
+    )
+    arguments: list[str] = Field(
+        default_factory=list, description="Arguments, each passed as is", examples=[["hi"]]
+    )
+    shebang: str = Field(
+        default="#!/bin/bash", description="The interpreter of a script without a #! line"
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variables set for the job (a destination may restrict the names)",
+        examples=[{"OMP_NUM_THREADS": "4"}],
+    )
+    directory: str | None = Field(
+        default=None,
+        description="Working directory (default: the run directory)",
+        examples=["work"],
+    )
+    stdin: str | None = Field(default=None, description="A file to read as standard input")
+    stdout: str | None = Field(
+        default=None, description="Standard output's file (default: `stdout`)", examples=["out.txt"]
+    )
+    stderr: str | None = Field(
+        default=None, description="Standard error's file (default: `stderr`)"
+    )
+    input_files: list[FileStage] = Field(
+        default_factory=list, description="Files copied in before the job starts"
+    )
+    output_files: list[RelativePath] = Field(
+        default_factory=list,
+        description="Files collected after it ends (a missing one fails the job)",
+        examples=[["result.txt"]],
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels to filter by", examples=[{"project": "x"}]
+    )
+    destination: str | None = Field(
+        default=None, description="Where to run it (default: the gateway's default)"
+    )
+    resources: Resources = Field(default_factory=Resources, description="What it asks for")
+    idempotency_key: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Submitting again with this key gives the same job (or a 409 if the "
+        "spec differs); the Idempotency-Key header does the same",
+    )
+    callback_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="Called (signed POST) at each change of its state: docs/callbacks.md",
+        examples=["https://example.org/hooks/jobs"],
+    )
 
     @field_validator(
         "name",

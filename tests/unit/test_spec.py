@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobgate import JobSpec, SpecError
-from jobgate.spec import format_walltime, parse_memory, parse_walltime
+from jobgate.units import format_walltime, parse_memory, parse_walltime
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from jobgate.api import problems
+from jobgate.api import docs, problems
 from jobgate.api.bodies import BodyGuard
 from jobgate.api.compat import cybergis, joblauncher
 from jobgate.api.deps import ApiContext
@@ -22,7 +22,7 @@ def create_app(service: JobService) -> FastAPI:
         version=__version__,
         description="One gateway for batch jobs: local, SSH, Slurm and PBS.",
         openapi_url=f"{PREFIX}/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # ours, from vendored assets (api/docs.py)
         redoc_url=None,
         # Off unless asked for: its per-request checks cost more than our whole GET handler.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -42,6 +42,7 @@ def create_app(service: JobService) -> FastAPI:
     compat = problems.responses(401, 404, 413, 422, 503)
     app.include_router(joblauncher.router, prefix="/compat/joblauncher", responses=compat)
     app.include_router(cybergis.router, prefix="/compat/cybergis", responses=compat)
+    docs.install(app, f"{PREFIX}/openapi.json")
     _add_spec_schema(app)
     return app
 

@@ -24,9 +24,10 @@ from jobgate.backends.batch_status import NativeStatus, Phase, StateMap
 from jobgate.backends.outcome import exit_reason
 from jobgate.backends.pbs_directives import PBS_DIRECTIVES
 from jobgate.errors import SchedulerUnavailable, SpecError, SubmitError
-from jobgate.spec import JobRecord, Resources, format_walltime
+from jobgate.spec import JobRecord, Resources
 from jobgate.states import JobState
 from jobgate.transports.base import CommandResult
+from jobgate.units import format_walltime
 
 P, R, E, S = Phase.PENDING, Phase.RUNNING, Phase.ENDED, JobState
 # F and C: how it ended comes from the exit status (or the sidecar), not the state.

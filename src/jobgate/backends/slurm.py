@@ -20,9 +20,10 @@ from jobgate.backends.batch_scheduler import (
 from jobgate.backends.batch_status import NativeStatus, Phase, StateMap
 from jobgate.backends.slurm_directives import SLURM_DIRECTIVES
 from jobgate.errors import SubmitError
-from jobgate.spec import JobRecord, Resources, format_walltime
+from jobgate.spec import JobRecord, Resources
 from jobgate.states import JobState
 from jobgate.transports.base import CommandResult
+from jobgate.units import format_walltime
 
 SQUEUE_FIELDS = "ArrayJobID:|,ArrayTaskID:|,JobID:|,State:|,Reason:|,exit_code:|,BatchHost:|"
 SACCT_FIELDS = "JobID,JobIDRaw,State,ExitCode,NodeList"

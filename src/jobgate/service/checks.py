@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from jobgate.config import Destination
 from jobgate.errors import SpecError
-from jobgate.spec import JobSpec, Resources, format_walltime
+from jobgate.spec import JobSpec, Resources
+from jobgate.units import format_walltime
 
 
 def check_spec(
