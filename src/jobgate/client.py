@@ -134,7 +134,7 @@ class Client:
             "count": "true" if count else None,
             "destination": destination,
             "name": name,
-            "state": [str(s) for s in states or []],
+            "state": [str(s).upper() for s in states or []],
             "label": [f"{k}={v}" for k, v in (label or {}).items()],
         }
         body = self._request("GET", "/jobs", params={k: v for k, v in params.items() if v}).json()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from jobgate.api import docs, problems
@@ -48,7 +50,8 @@ def create_app(service: JobService) -> FastAPI:
 
 
 def _add_spec_schema(app: FastAPI) -> None:
-    """POST /jobs reads its body itself (JSON or multipart): publish JobSpec's schema; and
+    """POST /jobs reads its body itself (JSON or multipart): publish JobSpec's schema, and
+    JobRequest, what it takes (a JobSpec whose input files come as multipart parts); and
     Problem's, which routes name for their problem+json errors."""
     original = app.openapi
 
@@ -60,8 +63,20 @@ def _add_spec_schema(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(defs.pop("$defs", {}))
         components["JobSpec"] = defs
+        components["JobRequest"] = _without_input_files(defs)
         problems.add_schema(components)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _without_input_files(spec: dict[str, Any]) -> dict[str, Any]:
+    # Paths on the gateway's disk are not a caller's to name (routes/jobs.py)
+    properties = {k: v for k, v in spec["properties"].items() if k != "input_files"}
+    return {
+        **spec,
+        "title": "JobRequest",
+        "description": "A JobSpec as POST /jobs takes it: input files come as multipart parts",
+        "properties": properties,
+    }

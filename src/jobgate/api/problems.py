@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from jobgate.errors import (
     ConfigError,
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 
 
+_UNPARSABLE = "There was an error parsing the body"
 RETRY_AFTER_S = 2  # what a 503 asks clients to wait
 _SCHEMA_REF = {"$ref": "#/components/schemas/Problem"}
 _WHEN = {
@@ -71,11 +74,19 @@ class TooLarge(Exception):
         super().__init__(f"bodies are at most {limit} bytes")
 
 
-def problem(status: int, title: str, detail: str = "", **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str = "",
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     if status == 503:
-        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        headers["Retry-After"] = str(RETRY_AFTER_S)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -99,7 +110,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(JobgateError)
     async def _jobgate(_: Request, exc: JobgateError) -> JSONResponse:
         status, title = _status(exc)
-        extra = {"field": exc.field} if isinstance(exc, SpecError) else {}
+        extra: dict[str, Any] = {"field": exc.field} if isinstance(exc, SpecError) else {}
         return problem(status, title, str(exc), **extra)
 
     @app.exception_handler(RequestValidationError)
@@ -118,8 +129,14 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _UNPARSABLE:  # FastAPI's, for bad JSON
+            detail = "body: not valid for its Content-Type (JSON, form)"
+            return problem(422, "Invalid request", detail, field="body")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # RFC 9110: Allow lists them all, not the first route's
+            headers["Allow"] = ", ".join(_allowed(request))
+        return problem(exc.status_code, str(exc.detail), str(exc.detail), headers)
 
     @app.exception_handler(TooLarge)
     async def _too_large(_: Request, exc: TooLarge) -> JSONResponse:
@@ -134,3 +151,14 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return problem(500, "Internal error", type(exc).__name__)
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods some route takes at this path: Starlette's 405 names only the first
+    route that matches the path, and each of ours takes one method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)

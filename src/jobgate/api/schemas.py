@@ -41,10 +41,15 @@ _CENTURY_S = 100 * 365 * 86400  # as the service allows
 
 class TokenIn(BaseModel):
     user: UserName
-    admin: bool = False
+    # strict: as the schema says, `true` is no number of seconds, nor 1 a yes
+    admin: bool = Field(default=False, strict=True)
     label: str = Field(default="", max_length=200)
     expires_in_s: int | None = Field(
-        default=None, gt=0, le=_CENTURY_S, description="Valid this many seconds from now"
+        default=None,
+        gt=0,
+        le=_CENTURY_S,
+        strict=True,
+        description="Valid this many seconds from now",
     )
     expires_at: datetime | None = Field(
         default=None, description="Valid until then (ISO 8601, UTC unless it has a zone)"

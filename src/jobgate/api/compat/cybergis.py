@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from jobgate.api.bodies import check_text
 from jobgate.api.compat import COMPAT_LABEL, js_time
@@ -138,6 +138,21 @@ class Credentials(BaseModel):
         return data
 
 
+_NO_UPLOAD = {"type": "null", "description": "Uploads are not supported: use payload.scripts"}
+_PAYLOAD = {
+    "type": "object",
+    "required": ["scripts"],
+    "properties": {
+        "scripts": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string"},
+            "description": "Shell commands, run in order",
+        }
+    },
+}
+
+
 class Manifest(BaseModel):
     """What a job-supervisor client submits; other members are echoed back, as there."""
 
@@ -146,10 +161,9 @@ class Manifest(BaseModel):
     aT: str | None = Field(default=None, description="A jobgate token, if no header")
     dest: str = Field(description="A jobgate destination")
     env: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    file: str | None = None
-    payload: dict[str, Any] = Field(
-        default_factory=dict, description="`scripts`: shell commands, run in order"
-    )
+    # Checked in the route, for an error that says what to do instead
+    file: Annotated[str | None, WithJsonSchema(_NO_UPLOAD)] = None
+    payload: Annotated[dict[str, Any], WithJsonSchema(_PAYLOAD)]
 
     @model_validator(mode="before")
     @classmethod

@@ -64,7 +64,12 @@ class JobSubmitRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    jobdir: str = Field(min_length=1, max_length=_MAX_PATH)
+    jobdir: str = Field(
+        min_length=1,
+        max_length=_MAX_PATH,
+        description="An absolute path, under the user's jobdir roots",
+        json_schema_extra={"pattern": "^/"},  # checked in the route, for a clearer error
+    )
     executable: str = Field(min_length=1)
     stderr: str | None = "stderr.txt"
     stdout: str | None = "stdout.txt"

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from pydantic import StringConstraints
 
 from jobgate.api import streams
 from jobgate.api.bodies import check_text
@@ -19,12 +20,16 @@ from jobgate.api.schemas import CallbackAttempt, EventOut, JobList, JobOut, job_
 from jobgate.errors import NotFoundError, SpecError
 from jobgate.service import LOG_STREAMS, Area
 from jobgate.spec import JobSpec, ts
+from jobgate.states import JobState
 from jobgate.views import FileReader
 
 router = APIRouter(tags=["jobs"])
 FILE_CHUNK = 1024 * 1024
+_EMPTY = "An empty value is no filter"
+# key=value, or empty (no filter): the schema says so, so a fuzzer's "x" is not "valid"
+_Label = Annotated[str, StringConstraints(pattern=r"^([^=]+=|$)")]
 _MAX_POSITION = 2**62  # event seqs and byte offsets: past any real one, within int64 and seek()
-_SPEC_REF = {"$ref": "#/components/schemas/JobSpec"}
+_SPEC_REF = {"$ref": "#/components/schemas/JobRequest"}
 _BODY = {
     "requestBody": {
         "required": True,
@@ -35,7 +40,7 @@ _BODY = {
                     "type": "object",
                     "required": ["spec"],
                     "properties": {
-                        "spec": {"type": "string", "description": "JobSpec as JSON"},
+                        "spec": {"type": "string", "description": "JobRequest as JSON"},
                         "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
                     },
                 }
@@ -113,26 +118,27 @@ async def _multipart_spec(request: Request, ctx: Ctx) -> dict[str, Any]:
 async def list_jobs(
     user: CurrentUser,
     ctx: Ctx,
-    state: Annotated[list[str] | None, Query()] = None,
-    destination: str | None = None,
-    label: Annotated[list[str] | None, Query(description="key=value")] = None,
-    name: str | None = None,
+    state: Annotated[list[JobState] | None, Query()] = None,
+    destination: Annotated[str | None, Query(description=_EMPTY)] = None,
+    label: Annotated[list[_Label] | None, Query(description="key=value")] = None,
+    name: Annotated[str | None, Query(description=_EMPTY)] = None,
     created_since: Annotated[str | None, Query(description="ISO 8601 time, UTC if no zone")] = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     owner: Annotated[str | None, Query(description="Admins: one user's jobs only")] = None,
     count: Annotated[bool, Query(description="Also count all the jobs that match")] = False,
 ) -> JobList:
-    for field, value in {"destination": destination, "name": name, "cursor": cursor}.items():
+    # An empty value is no filter, as a web form sends one for a field left blank.
+    texts = {"destination": destination, "name": name, "cursor": cursor, "owner": owner}
+    for field, value in texts.items():
         check_text(value, field)
     check_text(label, "label")
-    check_text(state, "state")
+    destination, name, cursor, owner = (v or None for v in texts.values())
     labels = {}
     for item in label or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SpecError("label", f"{item!r} is not key=value")
-        labels[key] = value
+        key, _, value = item.partition("=")
+        if key:
+            labels[key] = value
     since = None
     if created_since:
         try:
@@ -142,7 +148,6 @@ async def list_jobs(
             since.timestamp()  # year 1 is ISO 8601 but no timestamp
         except (ValueError, OverflowError):
             raise SpecError("created_since", "not an ISO 8601 time (UTC unless given)") from None
-    check_text(owner, "owner")
     filters: dict[str, Any] = {
         "state": state,
         "destination": destination,
