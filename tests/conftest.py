@@ -157,10 +157,12 @@ class ServeProcess(subprocess.Popen[str]):
         return [line for line in self.log if "Traceback" in line or " ERROR " in line]
 
 
-def start_serve(env: dict[str, str], *args: str) -> ServeProcess:
-    """Start `jobgate serve` and return once it logs that it is running: it listens by
-    then (no sleeps, no retries). `--port 0` picks a free port: see `.url`."""
-    proc = ServeProcess([JOBGATE, "serve", *args], env=env, stderr=subprocess.PIPE, text=True)
+def start_serve(env: dict[str, str], *args: str, cwd: Path | None = None) -> ServeProcess:
+    """Start `jobgate serve` (in `cwd`) and return once it logs that it is running: it
+    listens by then (no sleeps, no retries). `--port 0` picks a free port: see `.url`."""
+    proc = ServeProcess(
+        [JOBGATE, "serve", *args], env=env, stderr=subprocess.PIPE, text=True, cwd=cwd
+    )
     assert proc.stderr is not None
     proc.log = []
     for line in proc.stderr:

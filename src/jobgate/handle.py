@@ -49,6 +49,12 @@ class Job:
         return self._last
 
     @property
+    def snapshot(self) -> JobRecord:
+        """The record as last fetched (by the list, submit or wait that made this handle),
+        without asking the gateway again: for showing many jobs at once."""
+        return self._last
+
+    @property
     def state(self) -> JobState:
         return self.record.state
 

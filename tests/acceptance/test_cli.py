@@ -97,7 +97,7 @@ def test_cancel_and_wait(env: dict[str, str], tmp_path: Path) -> None:
     res = jg(env, "cancel", job_id)
     assert res.stdout.strip() == f"{job_id} CANCELLED"
     res = jg(env, "wait", "--json", job_id)
-    assert res.returncode == 143 and json.loads(res.stdout)[0]["state"] == "CANCELLED"
+    assert res.returncode == 130 and json.loads(res.stdout)[0]["state"] == "CANCELLED"
 
 
 def test_wait_many_reports_all(env: dict[str, str], tmp_path: Path) -> None:

@@ -228,8 +228,9 @@ def gates(tmp_path: Path) -> Iterator[Callable[[], Gate]]:
 def running_server(
     tmp: Path, database_url: str, config: str = CONFIG, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
-    """`jobgate serve --port 0` on this store (and `env`), with tokens for USERS; stopped,
-    with every job it started, after: it must have logged no error and no token."""
+    """`jobgate serve --port 0` on this store (and `env`), run in `tmp`, with tokens for
+    USERS; stopped, with every job it started, after: it must have logged no error and no
+    token."""
     home = tmp / "home"
     config_path = tmp / "jobgate.toml"
     config_path.write_text(config)
@@ -239,7 +240,7 @@ def running_server(
         "JOBGATE_DATABASE_URL": database_url,
         "JOBGATE_CONFIG": str(config_path),
     }
-    proc = start_serve(env, "--port", "0")
+    proc = start_serve(env, "--port", "0", cwd=tmp)
     srv = Server(proc.url, {}, home, env, proc.log, proc.pid)
     try:
         srv.tokens = create_tokens(env)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import threading
 import uuid
@@ -564,6 +565,28 @@ def test_openapi_document_and_docs_page(server: Server) -> None:
     page = httpx.get(f"{server.base_url}/docs")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "/api/v1/openapi.json" in page.text
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_need_nothing_outside_the_gateway(server: Server, page: str) -> None:
+    """Every script, style sheet and image the page loads comes from the gateway itself
+    (a machine without internet sees the same page), and each of them is there."""
+    res = httpx.get(server.base_url + page)
+    assert res.status_code == 200 and "text/html" in res.headers["content-type"]
+    urls = re.findall(r"""(?:src|href|spec-url)\s*=\s*["']([^"']+)["']""", res.text)
+    urls += re.findall(r"""\burl\s*:\s*["']([^"']+)["']""", res.text)  # Swagger UI's config
+    assert urls and "/api/v1/openapi.json" in urls, res.text
+    assert not [u for u in urls if "//" in u], urls  # nothing absolute, nothing external
+    for url in urls:
+        asset = httpx.get(server.base_url + url)
+        assert asset.status_code == 200 and asset.content, url
+
+
+def test_the_root_leads_to_the_docs(server: Server) -> None:
+    for path in ("/", "/api", "/api/v1"):
+        res = httpx.get(server.base_url + path)  # not followed
+        assert (res.status_code, res.headers["location"]) == (307, "/docs"), path
+    assert httpx.get(server.base_url + "/openapi.json").json()["info"]["title"]
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -10,8 +10,10 @@ from jobgate.sdk import Gateway
 from jobgate.spec import JobRecord
 from jobgate.states import JobState
 
-# A final state without an exit code of the job's own (or with 0: e.g. FAILED for missing
-# output files) exits with these; COMPLETED with 0; any other with the job's own code.
+# COMPLETED exits with 0. CANCELLED and TIMEOUT always exit with theirs: the job's code
+# there is only the signal that stopped it (143), which would hide which of the two it was.
+# Other final states exit with the job's own code, or with theirs when it has none (or 0:
+# FAILED for missing output files).
 STATE_EXIT = {
     JobState.FAILED: 1,
     JobState.LOST: 1,
@@ -37,7 +39,7 @@ def exit_status(record: JobRecord) -> int:
     """The exit status a command returns for a job that ended this way."""
     if record.state == JobState.COMPLETED:
         return 0
-    if record.exit_code:
+    if record.exit_code and record.state not in (JobState.CANCELLED, JobState.TIMEOUT):
         return record.exit_code if 0 < record.exit_code < 256 else 1
     return STATE_EXIT.get(record.state, 1)
 

@@ -72,7 +72,7 @@ def ls(
     else:
         page = gw.page(limit=limit, cursor=cursor, count=True, **filters)
         jobs, total, after = page.jobs, page.total, page.next_cursor
-    records = [j.record for j in jobs]
+    records = [j.snapshot for j in jobs]  # one query for the page, not one per job
     if as_json:
         render.print_json([render.public(r) for r in records])
         return

@@ -33,6 +33,6 @@ def wait_all(
         for job in jobs:  # jobs end in any order; waiting in turn still ends with the last
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             job.wait(left)
-            records.append(job.record)
+            records.append(job.snapshot)  # as wait left it
             bar.advance(task)
     return records
