@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from jobgate.errors import SpecError
 from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState
 
@@ -113,3 +114,13 @@ class FileReader(Protocol):
     async def read(self, offset: int, size: int) -> bytes: ...
 
     async def close(self) -> None: ...
+
+
+def parse_states(items: list[str] | tuple[str, ...] | list[JobState]) -> list[JobState]:
+    """States as people type them (`running`), checked once for every door; an unknown one
+    is a SpecError that lists them all."""
+    try:
+        return [JobState(str(s).upper()) for s in items]
+    except ValueError:
+        known = ", ".join(s.value for s in JobState)
+        raise SpecError("state", f"unknown state in {list(items)} (known: {known})") from None

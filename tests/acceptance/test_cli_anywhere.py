@@ -9,71 +9,17 @@ import json
 import os
 import subprocess
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from api.conftest import running_server
-from conftest import JOBGATE, fresh_pg_database, pg_url
+from acceptance.conftest import Cli, submitted_id
+from conftest import JOBGATE
 from jobgate.ids import new_id
 from jobgate.spec import JobRecord, JobSpec
 from jobgate.states import JobState
 from jobgate.store import Store
-
-
-@dataclass
-class Cli:
-    env: dict[str, str]
-    gateway_dir: Path  # the gateway's own working directory (where a decoy is put)
-    database_url: str
-
-    def __call__(
-        self, *args: str, cwd: Path | None = None, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [JOBGATE, *args],
-            env=self.env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def job(self, job_id: str) -> dict[str, object]:
-        res = self("show", "--json", job_id)
-        assert res.returncode == 0, res.stderr
-        shown: dict[str, object] = json.loads(res.stdout)
-        return shown
-
-
-@pytest.fixture(scope="module", params=["embedded", "served"])
-def cli(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
-    base["COLUMNS"] = "200"
-    tmp = tmp_path_factory.mktemp(request.param)
-    if request.param == "embedded":
-        home = tmp / "home"
-        url = f"sqlite:///{home / 'jobgate.db'}"
-        env = base | {"JOBGATE_HOME": str(home), "JOBGATE_CONFIG": "", "JOBGATE_DATABASE_URL": url}
-        home.mkdir()
-        yield Cli(env, home, url)
-        return
-    with running_server(tmp, fresh_pg_database(pg_url())) as srv:
-        env = base | {
-            "JOBGATE_SERVER": srv.base_url,
-            "JOBGATE_TOKEN": srv.tokens["alice"],
-            "JOBGATE_HOME": str(tmp / "client-home"),  # a store here: the CLI went local
-        }
-        yield Cli(env, tmp, srv.env["JOBGATE_DATABASE_URL"])
-
-
-def submitted_id(res: subprocess.CompletedProcess[str]) -> str:
-    """The job id in `submit --wait`'s detail table."""
-    return next(ln.split()[1] for ln in res.stdout.splitlines() if ln.split()[:1] == ["id"])
 
 
 def test_relative_input_is_the_users_file_not_the_gateways(cli: Cli, tmp_path: Path) -> None:
@@ -99,11 +45,16 @@ def test_a_50_mb_log_is_read_whole(cli: Cli, tmp_path: Path) -> None:
     job_id = submitted_id(cli("submit", "--wait", str(job)))
     run_dir = Path(str(cli.job(job_id)["run_dir"]))
     written = hashlib.sha256((run_dir / "stdout").read_bytes()).hexdigest()
-    read = subprocess.run(
-        [JOBGATE, "logs", job_id], env=cli.env, capture_output=True, timeout=300, check=True
-    ).stdout
-    assert len(read) > 50_000_000
-    assert hashlib.sha256(read).hexdigest() == written
+    for follow in ([], ["-f"]):  # served, -f streams past the server's 16 MiB per stream
+        read = subprocess.run(
+            [JOBGATE, "logs", *follow, job_id],
+            env=cli.env,
+            capture_output=True,
+            timeout=300,
+            check=True,
+        ).stdout
+        assert len(read) > 50_000_000
+        assert hashlib.sha256(read).hexdigest() == written, follow
 
 
 @pytest.mark.parametrize(

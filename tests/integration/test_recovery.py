@@ -47,7 +47,7 @@ def test_kill_9_loses_nothing_and_runs_nothing_twice(
                 for job in jobs.values():
                     job.wait(60)
                 states = {i: (j.state, j.exit_code) for i, j in jobs.items()}
-                events = [e.type for e in jobs[0].events()]
+                events = [(e.type, e.message) for e in jobs[0].events()]
             finally:
                 second.terminate()
                 second.wait()
@@ -59,4 +59,51 @@ def test_kill_9_loses_nothing_and_runs_nothing_twice(
     }
     started = sorted(int(n) for n in runs.read_text().split())
     assert started == sorted(codes)  # each job started exactly once
-    assert "recovery" in events
+    recovery = [message for kind, message in events if kind == "recovery"]
+    assert recovery and "stopped without notice" in recovery[-1], events
+
+
+def test_a_clean_stop_is_told_from_a_crash_and_the_end_time_kept(
+    home: Path, database_url: str, tmp_path: Path, serve: Callable[..., subprocess.Popen[str]]
+) -> None:
+    """SIGINT (Ctrl-C) and SIGTERM stop `serve` with 0 and one line; a job that ends while
+    no gateway runs is recorded as ended when it did (its exit-code file), not when the
+    next gateway came, and its recovery event says the last one had stopped cleanly."""
+    config = tmp_path / "jobgate.toml"
+    config.write_text("[destinations.local]\ncapacity = 4\n")
+    env = {
+        **os.environ,
+        "JOBGATE_HOME": str(home),
+        "JOBGATE_DATABASE_URL": database_url,
+        "JOBGATE_CONFIG": str(config),
+    }
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        first = serve(env, "--no-api")
+        with Gateway(
+            config_path=str(config), home=home, database_url=database_url, supervise=None
+        ) as client:
+            assert not client.supervising  # serve does, and no one while it is stopped
+            job = client.submit(script=f"read -r _ < {gate}\nexit 5\n")
+            assert job.wait(60, until=lambda s: s == JobState.RUNNING) == JobState.RUNNING
+            first.send_signal(sig)
+            assert first.wait(30) == 0
+            first.drain.join(30)  # type: ignore[attr-defined]
+            log = "".join(first.log)  # type: ignore[attr-defined]
+            assert log.count("stopping") == 1 and "Traceback" not in log, log
+
+            with open(gate, "w") as fifo:  # the job ends now, with no gateway watching
+                fifo.write("go\n")
+            sidecar = Path(job.record.run_dir or "") / "exitcode"
+            second = serve(env, "--no-api")
+            try:
+                assert job.wait(60) == JobState.FAILED and job.exit_code == 5
+            finally:
+                second.terminate()
+                second.wait()
+            ended = job.record.finished_at
+            assert ended is not None
+            assert abs(ended.timestamp() - sidecar.stat().st_mtime) < 0.01
+            recovery = [e.message for e in job.events() if e.type == "recovery"]
+            assert recovery and "stopped cleanly" in recovery[-1], recovery

@@ -63,14 +63,17 @@ def _script(script: str) -> tuple[str, str | None]:
         ) from None
 
 
+# Reserved for dependencies and arrays task by task; until then, what works instead.
+_NOT_YET = {
+    "array": "use resources.array in a spec (Python or the API)",
+    "dependency": "wait for the jobs first: jobgate wait ID... && jobgate submit ...",
+}
+
+
 def _not_yet(opts: dict[str, Any]) -> None:
-    for flag in ("array", "dependency"):
+    for flag, instead in _NOT_YET.items():
         if opts.get(flag):
-            raise SpecError(
-                flag,
-                f"--{flag} from the command line is not there yet (it comes with "
-                "dependencies and arrays task by task); use resources.array in a spec",
-            )
+            raise SpecError(flag, f"--{flag} from the command line is not there yet; {instead}")
 
 
 def spec_of(

@@ -15,6 +15,7 @@ from jobgate.errors import SpecError
 from jobgate.handle import Job
 from jobgate.sdk import Gateway
 from jobgate.states import JobState
+from jobgate.views import parse_states
 
 CONFIRM_OVER = 10  # cancelling more jobs than this by a filter asks first
 
@@ -36,7 +37,7 @@ def _filters(
     state: tuple[str, ...], dest: str | None, label: tuple[str, ...], name: str | None
 ) -> dict[str, Any]:
     return {
-        "state": list(state) or None,
+        "state": parse_states(state) or None,  # here: a server would name its query field
         "destination": dest,
         "label": pairs(label, "labels") or None,
         "name": name,

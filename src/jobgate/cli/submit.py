@@ -37,7 +37,13 @@ def submit(
     job = gw.submit(spec_of(script, args, is_exec, opts))
     _warn(job)
     if wait:
-        job.wait()
+        try:
+            job.wait()
+        except KeyboardInterrupt:  # a batch job: stop waiting, leave it be (`run` cancels)
+            click.echo(
+                f"jobgate: interrupted: job {job.id} goes on (jobgate cancel {job.id})", err=True
+            )
+            sys.exit(130)
         record = job.record
         if as_json:
             render.print_json(render.public(record))
@@ -65,7 +71,7 @@ def run(
         _follow(job)
     except KeyboardInterrupt:
         job.cancel()
-        click.echo(f"jobgate: interrupted: cancelled job {job.id}", err=True)
+        click.echo(f"jobgate: interrupted: job {job.id} cancelled", err=True)
         sys.exit(130)
     record = job.record
     if record.state != JobState.COMPLETED:

@@ -17,7 +17,7 @@ from jobgate.config import Config, Destination
 from jobgate.engine.backends import Backends
 from jobgate.engine.callbacks import CallbackDispatcher
 from jobgate.engine.supervisor import Supervisor
-from jobgate.errors import ConflictError, InvalidTransition, NotFoundError, SpecError
+from jobgate.errors import ConflictError, InvalidTransition, NotFoundError
 from jobgate.ids import new_id
 from jobgate.service.accounts import AccountService
 from jobgate.service.callback_urls import CallbackUrls
@@ -29,6 +29,7 @@ from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState, StopReason
 from jobgate.store import AsyncStore, Transition
 from jobgate.store.batching import Batcher
+from jobgate.views import parse_states
 
 _BEFORE_START = frozenset({JobState.NEW, JobState.QUEUED})
 
@@ -334,12 +335,7 @@ def _filters(
     """The store's filters from a door's: states checked, times as timestamps."""
     states = None
     if state is not None:
-        items = [state] if isinstance(state, str) else list(state)
-        try:
-            states = [JobState(str(s).upper()) for s in items]
-        except ValueError:
-            known = ", ".join(s.value for s in JobState)
-            raise SpecError("state", f"unknown state in {items} (known: {known})") from None
+        states = parse_states([state] if isinstance(state, str) else list(state))
     return {
         "state": states,
         "destination": destination,
