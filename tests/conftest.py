@@ -157,6 +157,17 @@ class ServeProcess(subprocess.Popen[str]):
         return [line for line in self.log if "Traceback" in line or " ERROR " in line]
 
 
+def serve_env(home: Path, database_url: str, config: Path, toml: str) -> dict[str, str]:
+    """The environment of a `jobgate serve` on this home and store, its config written."""
+    config.write_text(toml)
+    return {
+        **os.environ,
+        "JOBGATE_HOME": str(home),
+        "JOBGATE_DATABASE_URL": database_url,
+        "JOBGATE_CONFIG": str(config),
+    }
+
+
 def start_serve(env: dict[str, str], *args: str, cwd: Path | None = None) -> ServeProcess:
     """Start `jobgate serve` (in `cwd`) and return once it logs that it is running: it
     listens by then (no sleeps, no retries). `--port 0` picks a free port: see `.url`."""

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from conftest import serve_env
 from jobgate import Gateway, JobState
 
 
@@ -15,13 +16,7 @@ def test_kill_9_loses_nothing_and_runs_nothing_twice(
     home: Path, database_url: str, tmp_path: Path, serve: Callable[..., subprocess.Popen[str]]
 ) -> None:
     config = tmp_path / "jobgate.toml"
-    config.write_text("[destinations.local]\ncapacity = 100\n")
-    env = {
-        **os.environ,
-        "JOBGATE_HOME": str(home),
-        "JOBGATE_DATABASE_URL": database_url,
-        "JOBGATE_CONFIG": str(config),
-    }
+    env = serve_env(home, database_url, config, "[destinations.local]\ncapacity = 100\n")
     runs, go = tmp_path / "runs.log", tmp_path / "go"
     # Each job notes that it started, then holds until the test says go: no timing guesses.
     script = f'echo "$N" >> {runs}\nwhile [ ! -e {go} ]; do sleep 0.05; done\nexit "$CODE"\n'
@@ -70,13 +65,7 @@ def test_a_clean_stop_is_told_from_a_crash_and_the_end_time_kept(
     no gateway runs is recorded as ended when it did (its exit-code file), not when the
     next gateway came, and its recovery event says the last one had stopped cleanly."""
     config = tmp_path / "jobgate.toml"
-    config.write_text("[destinations.local]\ncapacity = 4\n")
-    env = {
-        **os.environ,
-        "JOBGATE_HOME": str(home),
-        "JOBGATE_DATABASE_URL": database_url,
-        "JOBGATE_CONFIG": str(config),
-    }
+    env = serve_env(home, database_url, config, "[destinations.local]\ncapacity = 4\n")
     gate = tmp_path / "gate"
     os.mkfifo(gate)
     for sig in (signal.SIGINT, signal.SIGTERM):

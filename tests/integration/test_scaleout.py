@@ -3,7 +3,6 @@ a killed one's jobs are taken over by another, and nothing runs twice."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 from collections.abc import Callable
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from conftest import peak_overlap
+from conftest import peak_overlap, serve_env
 from jobgate import Gateway, JobState
 
 Serve = Callable[..., subprocess.Popen[str]]
@@ -21,13 +20,7 @@ def test_two_gateways_share_capacity_and_take_over(
     home: Path, tmp_path: Path, serve: Serve, pg_database: str
 ) -> None:
     config = tmp_path / "jobgate.toml"
-    config.write_text("[destinations.local]\ncapacity = 6\n")
-    env = {
-        **os.environ,
-        "JOBGATE_HOME": str(home),
-        "JOBGATE_DATABASE_URL": pg_database,
-        "JOBGATE_CONFIG": str(config),
-    }
+    env = serve_env(home, pg_database, config, "[destinations.local]\ncapacity = 6\n")
     spans, go = tmp_path / "spans", tmp_path / "go"
     spans.mkdir()
     # Each job logs its start, holds until the test says go, then logs its end.
