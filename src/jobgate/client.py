@@ -176,6 +176,19 @@ class Client:
     def _files(self, job_id: str) -> builtins.list[str]:
         return list(self._request("GET", f"/jobs/{job_id}/files").json())
 
+    def _results(self, job_id: str) -> dict[str, Any] | None:
+        body = self._request("GET", f"/jobs/{job_id}/results").json()
+        return body if body else None
+
+    def results(
+        self, *, job_type: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """Results of finished typed jobs, newest first (keyset: `cursor` = a job id)."""
+        params = {"job_type": job_type, "limit": limit, "cursor": cursor}
+        res = self._request("GET", "/results", params={k: v for k, v in params.items() if v})
+        items: builtins.list[dict[str, Any]] = res.json()["items"]
+        return items
+
     def _download(self, job_id: str, path: str) -> Iterator[bytes]:
         try:
             with self._http.stream("GET", f"/jobs/{job_id}/files/{path}") as res:

@@ -186,6 +186,10 @@ class Config(BaseModel):
     path: Path | None = None
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     limits: Limits = Field(default_factory=Limits)
+    # [job_types]: name -> "module" or "module:attribute" (docs/job-types.md)
+    job_types: dict[str, str] = Field(default_factory=dict)
+    # [gateway] any_job_module: API users may name any importable module as a job type
+    any_job_module: bool = False
 
     def destination(self, name: str | None) -> Destination:
         key = name or self.default_destination
@@ -261,7 +265,13 @@ def load_config(
         limits = Limits.model_validate(raw.get("limits") or {})
     except ValidationError as exc:
         raise _config_error("limits", exc) from None
+    job_types = raw.get("job_types") or {}
+    bad = [k for k, v in job_types.items() if not isinstance(v, str) or not v]
+    if bad:
+        raise ConfigError(f"job_types.{bad[0]}", 'give a module path: name = "package.module"')
     return Config(
+        job_types=job_types,
+        any_job_module=bool(gateway.get("any_job_module", False)),
         home=home_path,
         database_url=url,
         destinations=dests,

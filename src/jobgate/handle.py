@@ -6,7 +6,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from jobgate.spec import JobEvent, JobRecord
 from jobgate.states import JobState
@@ -26,6 +26,7 @@ class JobSource(Protocol):
     def _files(self, job_id: str) -> builtins.list[str]: ...
     def _waiting(self, job_id: str) -> str | None: ...
     def _download(self, job_id: str, path: str) -> Iterator[bytes]: ...
+    def _results(self, job_id: str) -> dict[str, Any] | None: ...
 
 
 class Job:
@@ -75,6 +76,11 @@ class Job:
 
     def cancel(self) -> JobState:
         return self._source._cancel(self.id).state
+
+    def results(self) -> dict[str, Any] | None:
+        """What its job type's parser read, once the job ended: {"job_id", "job_type",
+        "data", "error", "created_at"}; None before (or for a job without a type)."""
+        return self._source._results(self.id)
 
     def read_log(self, stream: str = "stdout", offset: int = 0) -> bytes:
         return self._source._read_log(self.id, stream, offset)

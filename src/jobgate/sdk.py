@@ -20,6 +20,7 @@ from jobgate.runtime import Runtime
 from jobgate.service import JobService
 from jobgate.spec import JobEvent, JobRecord, JobSpec
 from jobgate.states import JobState
+from jobgate.views import ResultOut
 
 T = TypeVar("T")
 PAGE = 1000  # jobs per page when listing them all
@@ -212,6 +213,20 @@ class Gateway:
 
     def _files(self, job_id: str) -> builtins.list[str]:
         return self._call(self._core.service.files.list(self._record(job_id)))
+
+    def _results(self, job_id: str) -> dict[str, Any] | None:
+        self._record(job_id)  # no such job: NotFoundError
+        found = self._call(self._core.service.results.get(job_id))
+        return None if found is None else ResultOut.of(found).model_dump(mode="json")
+
+    def results(
+        self, *, job_type: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """Results of finished typed jobs, newest first (keyset: `cursor` = a job id)."""
+        rows = self._call(
+            self._core.service.results.list(job_type=job_type, limit=limit, before=cursor)
+        )
+        return [ResultOut.of(r).model_dump(mode="json") for r in rows]
 
     def _download(self, job_id: str, path: str) -> Iterator[bytes]:
         reader = self._call(self._core.service.files.open(self._record(job_id), path))

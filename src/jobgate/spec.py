@@ -248,6 +248,25 @@ class JobSpec(_Model):
         description="Submitting again with this key gives the same job (or a 409 if the "
         "spec differs); the Idempotency-Key header does the same",
     )
+    job_type: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A job type that builds the job directory from `job_params`, instead "
+        "of a script: docs/job-types.md",
+        examples=["echo"],
+    )
+    job_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The job type's parameters",
+        examples=[{"message": "hello"}],
+    )
+    key: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The job's own name for itself, unique per owner: the same key again "
+        "gives the same job, with other params a 409",
+        examples=["sweep-7"],
+    )
     callback_url: str | None = Field(
         default=None,
         pattern=r"^https?://\S+$",
@@ -264,6 +283,8 @@ class JobSpec(_Model):
         "executable",
         "callback_url",
         "idempotency_key",
+        "job_type",
+        "key",
     )
     @classmethod
     def _no_control(cls, v: str | None) -> str | None:
@@ -296,9 +317,28 @@ class JobSpec(_Model):
 
     @model_validator(mode="after")
     def _what_to_run(self) -> JobSpec:
-        if (self.script is None) == (self.executable is None):
+        if self.script is not None and self.executable is not None:
             raise ValueError("give exactly one of 'script' or 'executable'")
+        if self.job_type is None:
+            if self.script is None and self.executable is None:
+                raise ValueError("give exactly one of 'script', 'executable' or 'job_type'")
+            if self.job_params:
+                raise ValueError("job_params go with a job_type")
+        if self.key is not None and self.idempotency_key is None:  # one key, one job
+            self.idempotency_key = self.key
         return self
+
+    @property
+    def built(self) -> bool:
+        """A job type's spec after its builder ran (script and files filled in)."""
+        return self.job_type is not None and self.script is not None
+
+    def as_request(self) -> JobSpec:
+        """What was asked, without what a job type's builder added: two submissions with
+        one key are the same job when these are equal."""
+        if not self.built:
+            return self
+        return self.model_copy(update={"script": None, "input_files": []})
 
     @classmethod
     def parse(cls, data: Any) -> JobSpec:

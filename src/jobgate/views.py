@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
@@ -124,3 +124,23 @@ def parse_states(items: list[str] | tuple[str, ...] | list[JobState]) -> list[Jo
     except ValueError:
         known = ", ".join(s.value for s in JobState)
         raise SpecError("state", f"unknown state in {list(items)} (known: {known})") from None
+
+
+class ResultOut(BaseModel):
+    """What a job type's parser read from a finished job (docs/job-types.md)."""
+
+    job_id: str
+    job_type: str
+    data: dict[str, Any] = Field(description="The parser's JSON object")
+    error: str | None = Field(default=None, description="Why the parser failed, if it did")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, result: Any) -> ResultOut:
+        return cls(
+            job_id=result.job_id,
+            job_type=result.job_type,
+            data=result.data,
+            error=result.error,
+            created_at=datetime.fromtimestamp(result.created_at, UTC),
+        )

@@ -10,7 +10,7 @@ from jobgate.api import docs, problems
 from jobgate.api.bodies import BodyGuard
 from jobgate.api.compat import cybergis, joblauncher
 from jobgate.api.deps import ApiContext
-from jobgate.api.routes import jobs, system, tokens
+from jobgate.api.routes import jobs, results, system, tokens
 from jobgate.service import JobService
 from jobgate.spec import JobSpec
 from jobgate.version import __version__
@@ -39,6 +39,7 @@ def create_app(service: JobService) -> FastAPI:
     # Every error is problem+json (problems.py); each router declares the ones it gives.
     errors = problems.responses(401, 404, 409, 413, 422, 503)
     app.include_router(jobs.router, prefix=PREFIX, responses=errors)
+    app.include_router(results.router, prefix=PREFIX, responses=errors)
     app.include_router(system.router, prefix=PREFIX, responses=problems.responses(401, 503))
     app.include_router(tokens.router, prefix=PREFIX, responses=problems.responses(413, 503))
     compat = problems.responses(401, 404, 413, 422, 503)

@@ -3,6 +3,8 @@ command's exit status (the table in README.md)."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from jobgate.client import Client
@@ -28,6 +30,8 @@ def gateway(ctx: click.Context, supervise: bool | None = None) -> Gateway | Clie
     """A remote server's client (--server), or the embedded gateway, which supervises jobs
     only while no `jobgate serve` is alive."""
     server, token = ctx.find_root().meta["server"]
+    if not server and "" not in sys.path:  # job types by module, as `python -m` finds them
+        sys.path.insert(0, "")
     gw: Gateway | Client = (
         Client(server, token) if server else Gateway(supervise=supervise, **ctx.find_root().obj)
     )

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from jobgate.cli.query import COMMANDS
+from jobgate.cli.results import results
 from jobgate.cli.submit import run, submit
 from jobgate.cli.tokens import token
 from jobgate.errors import ConfigError, JobgateError, SpecError
@@ -72,7 +73,7 @@ def serve(ctx: click.Context, host: str, port: int, no_api: bool) -> None:
     serve_forever(ctx.find_root().obj, host, port, api=not no_api)
 
 
-for command in [submit, run, *COMMANDS, token]:
+for command in [submit, run, *COMMANDS, results, token]:
     cli.add_command(command)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -76,12 +77,37 @@ def _not_yet(opts: dict[str, Any]) -> None:
             raise SpecError(flag, f"--{flag} from the command line is not there yet; {instead}")
 
 
+def _typed(script: str | None, opts: dict[str, Any]) -> dict[str, Any]:
+    """--type T --param k=v (values JSON where they parse as JSON) --params-file F --key K."""
+    if script is not None:
+        raise SpecError("job_type", "give a script or --type, not both")
+    params: dict[str, Any] = {}
+    if opts["params_file"]:
+        try:
+            params = json.loads(Path(opts["params_file"]).read_text())
+        except (OSError, ValueError) as exc:
+            raise SpecError("params_file", f"{opts['params_file']}: {exc}") from None
+        if not isinstance(params, dict):
+            raise SpecError("params_file", "must hold a JSON object")
+    for key, text in pairs(opts["param"], "job_params").items():
+        try:
+            params[key] = json.loads(text)
+        except ValueError:
+            params[key] = text  # a plain word: the string itself
+    spec = {"job_type": opts["job_type"], "job_params": params, "key": opts["key"]}
+    return {k: v for k, v in spec.items() if v}
+
+
 def spec_of(
-    script: str, args: tuple[str, ...], is_exec: bool, opts: dict[str, Any]
+    script: str | None, args: tuple[str, ...], is_exec: bool, opts: dict[str, Any]
 ) -> dict[str, Any]:
     _not_yet(opts)
     spec: dict[str, Any] = {"arguments": list(args)}
-    if is_exec:
+    if opts["job_type"]:
+        spec.update(_typed(script, opts))
+    elif script is None:
+        raise SpecError("script", "give a script, --exec PROG, or --type T (a job type)")
+    elif is_exec:
         spec["executable"] = script
     else:
         spec["script"], name = _script(script)
@@ -121,7 +147,7 @@ def spec_of(
 
 def submit_options(f: F) -> F:
     options = [
-        click.argument("script"),
+        click.argument("script", required=False),
         click.argument("args", nargs=-1),
         click.option(
             "--exec",
@@ -155,6 +181,10 @@ def submit_options(f: F) -> F:
         click.option("-l", "--label", multiple=True, help="K=V (repeatable)."),
         click.option("--workdir", help="Working directory (default: the run directory)."),
         click.option("--idempotency-key", help="Submitting twice with one key makes one job."),
+        click.option("--type", "job_type", help="A job type instead of a script (its params:)"),
+        click.option("-P", "--param", multiple=True, help="K=V for --type (V as JSON if it is)."),
+        click.option("--params-file", help="A JSON object of params for --type."),
+        click.option("--key", help="The job's key: unique per user (same key, same job)."),
     ]
     for option in reversed(options):
         f = option(f)

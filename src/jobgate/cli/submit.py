@@ -25,7 +25,7 @@ HANDED_OVER_S = 10  # without `jobgate serve`, submit waits this long for the ha
 def submit(
     ctx: click.Context,
     /,
-    script: str,
+    script: str | None,
     args: tuple[str, ...],
     is_exec: bool,
     wait: bool,
@@ -62,7 +62,7 @@ def submit(
 @submit_options
 @click.pass_context
 def run(
-    ctx: click.Context, /, script: str, args: tuple[str, ...], is_exec: bool, **opts: Any
+    ctx: click.Context, /, script: str | None, args: tuple[str, ...], is_exec: bool, **opts: Any
 ) -> None:
     """Submit SCRIPT, stream its output live, and exit with its exit code."""
     job = gateway(ctx).submit(spec_of(script, args, is_exec, opts))

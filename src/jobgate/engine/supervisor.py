@@ -53,6 +53,7 @@ class Supervisor:
         self.backends = Backends(config, sink=self)
         self.gateway_id = new_id()
         self.on_change = on_change or (lambda ids: None)
+        self.on_final: Callable[[list[str]], None] = lambda ids: None  # after on_change
         # Transitions that did not take (the job had moved on, e.g. cancelled while a
         # report of it running was on its way): counted and logged with the job id.
         self.refused: Counter[str] = Counter()
@@ -301,6 +302,7 @@ class Supervisor:
         self.on_change([t.job_id for t in moved])
         ended_ids = [t.job_id for t in moved if t.to in FINAL_STATES]
         if ended_ids:
+            self.on_final(ended_ids)
             self._stopping.difference_update(ended_ids)
             self._full.clear()
             self.wake()  # capacity was freed

@@ -65,9 +65,12 @@ class FileService:
     async def store_upload(self, data: bytes) -> str:
         """Keep an uploaded input file on the gateway's host; its path, named by content
         (a retry with the same Idempotency-Key and files is then the same spec)."""
-        folder = self._config.home / "uploads"
-        path = folder / hashlib.sha256(data).hexdigest()
-        await asyncio.to_thread(_write_once, path, data)
+        return await asyncio.to_thread(self.keep, data)
+
+    def keep(self, data: bytes) -> str:
+        """store_upload, blocking: for a job type's built files (already off the loop)."""
+        path = self._config.home / "uploads" / hashlib.sha256(data).hexdigest()
+        _write_once(path, data)
         return str(path)
 
 

@@ -17,13 +17,16 @@ from jobgate.config import Config, Destination
 from jobgate.engine.backends import Backends
 from jobgate.engine.callbacks import CallbackDispatcher
 from jobgate.engine.supervisor import Supervisor
-from jobgate.errors import ConflictError, InvalidTransition, NotFoundError
+from jobgate.errors import ConflictError, InvalidTransition, NotFoundError, SpecError
 from jobgate.ids import new_id
 from jobgate.service.accounts import AccountService
 from jobgate.service.callback_urls import CallbackUrls
 from jobgate.service.checks import absolute_inputs, check_spec
 from jobgate.service.files import FileService
+from jobgate.service.jobtypes import JobType, JobTypes
+from jobgate.service.jobtypes.build import expand
 from jobgate.service.paths import check_confined, user_roots
+from jobgate.service.results import ResultsService
 from jobgate.service.system import SystemService
 from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState, StopReason
@@ -63,6 +66,9 @@ class JobService:
         self.files = FileService(config, self._backends)
         self.system = SystemService(config, db, supervisor, callbacks)
         self._callback_urls = CallbackUrls(config.callbacks.allowed_hosts)
+        self.job_types = JobTypes(config.job_types, config.any_job_module)
+        limit = config.limits.max_body_mb * 1_000_000
+        self.results = ResultsService(db, self.job_types, self.files, limit)
 
     @property
     def supervising(self) -> bool:
@@ -106,17 +112,16 @@ class JobService:
     ) -> tuple[JobRecord, bool]:
         """submit_once, synchronous and thread-safe: the sync SDK calls it in the caller's
         thread, so a submission never waits for the event loop (busy starting jobs)."""
-        record = self._prepare(spec, owner)
-        earlier = self._same_request(record.owner, record.spec)
-        if earlier is not None:
-            return earlier, False
-        self._callback_urls.check_now(record.spec.callback_url)
-        return self._insert(record)
+        record, created = self._new_now(spec, owner, None)
+        return self._insert(record) if created else (record, False)
 
     async def _new(
         self, spec: JobSpec | dict[str, Any], owner: str | None, area: Area | None
     ) -> tuple[JobRecord, bool]:
         """The job to insert and True; or an earlier job with the same idempotency key."""
+        spec = JobSpec.parse(spec)
+        if spec.job_type is not None:  # its builder writes files: off the loop
+            return await asyncio.to_thread(self._new_now, spec, owner, area)
         record = self._prepare(spec, owner, area)
         if record.spec.idempotency_key:
             earlier = await self._db.read(self._same_request, record.owner, record.spec)
@@ -125,8 +130,30 @@ class JobService:
         await self._callback_urls.check(record.spec.callback_url)
         return record, True
 
+    def _new_now(
+        self, spec: JobSpec | dict[str, Any], owner: str | None, area: Area | None
+    ) -> tuple[JobRecord, bool]:
+        """_new, blocking: a job type's params are checked before the key is looked up,
+        and its builder runs only for a job that is new."""
+        spec, owner, job_type = JobSpec.parse(spec), owner or getpass.getuser(), None
+        if spec.job_type is not None:
+            if spec.script is not None or spec.executable is not None:
+                raise SpecError("job_type", "give a job_type or a script, not both")
+            job_type = self.job_types.get(spec.job_type, embedded=area is None)
+            params, name = job_type.check(spec.job_params), spec.name or job_type.name
+            spec = spec.model_copy(update={"job_params": params, "name": name})
+        earlier = self._same_request(owner, spec)
+        if earlier is not None:
+            return earlier, False
+        self._callback_urls.check_now(spec.callback_url)
+        return self._prepare(spec, owner, area, job_type), True
+
     def _prepare(
-        self, spec: JobSpec | dict[str, Any], owner: str | None, area: Area | None = None
+        self,
+        spec: JobSpec | dict[str, Any],
+        owner: str | None,
+        area: Area | None = None,
+        job_type: JobType | None = None,
     ) -> JobRecord:
         """The new job, checked against its destination; its run directory and effective
         resources are decided here, once, and stored with it."""
@@ -137,8 +164,11 @@ class JobService:
             check_confined(spec, user_roots(dest, owner, area.roots))
         if area is None:  # embedded: this process's working directory is the user's
             spec = absolute_inputs(spec)
-        resources = self._check(spec, dest)
         now, job_id = datetime.now(UTC), new_id()
+        if job_type is not None:
+            limit = self.config.limits.max_body_mb * 1_000_000  # as much as an upload may be
+            spec = expand(spec, job_type, job_id, owner, self.files.keep, limit)
+        resources = self._check(spec, dest)
         return JobRecord(
             id=job_id,
             name=spec.name,
@@ -176,10 +206,10 @@ class JobService:
         if not spec.idempotency_key:
             return None
         existing = self._store.find_by_idempotency_key(owner, spec.idempotency_key or "")
-        if existing is not None and existing.spec != spec:
+        if existing is not None and existing.spec.as_request() != spec.as_request():
+            what = "key" if spec.key == spec.idempotency_key else "idempotency key"
             raise ConflictError(
-                f"idempotency key {spec.idempotency_key!r} was used for a different job "
-                f"({existing.id})"
+                f"{what} {spec.idempotency_key!r} was used for a different job ({existing.id})"
             )
         return existing
 

@@ -140,3 +140,18 @@ callbacks = Table(
 )
 Index("ix_callbacks_state_next", callbacks.c.state, callbacks.c.next_attempt_at)
 Index("ix_callbacks_job", callbacks.c.job_id, callbacks.c.id)
+
+# What a job type's parser read from a finished job (migration 0004): one row per job,
+# `data` a JSON object (with the job's @var values merged in), `error` if the parser failed.
+job_results = Table(
+    "job_results",
+    metadata,
+    Column("job_id", String(26), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("job_type", String(200), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("error", Text),
+    Column("created_at", Float, nullable=False),
+)
+# Keyset pages of one type's results, newest first (job ids sort by creation time).
+Index("ix_job_results_type", job_results.c.job_type, job_results.c.owner, job_results.c.job_id)

@@ -1,0 +1,99 @@
+"""Results of job types: once a typed job ends, its type's parser reads a copy of the run
+directory (fetched where the destination keeps it, over SSH for a remote one, never
+following a link; parsed off the event loop) and what it returns is stored with the job.
+A parser's error keeps the job's state and is recorded on the result and as an event."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jobgate.service.files import FileService
+from jobgate.service.jobtypes import JobTypes
+from jobgate.spec import JobRecord
+from jobgate.store import AsyncStore
+from jobgate.store.results import Result, get_result, list_results, put_result
+
+log = logging.getLogger(__name__)
+CHUNK = 1 << 20
+
+
+class ResultsService:
+    def __init__(self, db: AsyncStore, job_types: JobTypes, files: FileService, limit: int) -> None:
+        self._db = db
+        self._types = job_types
+        self._files = files
+        self._limit = limit  # bytes of a run directory copied for its parser
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def on_final(self, job_ids: builtins.list[str]) -> None:
+        """Jobs that just ended (called on the loop, after the commit that ended them)."""
+        task = asyncio.get_running_loop().create_task(self._parse_all(job_ids))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _parse_all(self, job_ids: builtins.list[str]) -> None:
+        records = await self._db.read(self._db.sync.get_many, job_ids)
+        for record in records:
+            if record is not None and record.spec.job_type is not None:
+                try:
+                    await self.parse(record)
+                except Exception:  # the store is down: the job keeps its state regardless
+                    log.exception("could not keep the results of %s", record.id)
+
+    async def parse(self, record: JobRecord) -> Result | None:
+        name = record.spec.job_type or ""
+        data: dict[str, Any] = {}
+        error = None
+        try:
+            job_type = self._types.get(name, embedded=True)  # it was accepted at submit
+            if job_type.parse_results is not None:
+                with tempfile.TemporaryDirectory(prefix="jobgate-parse-") as copy:
+                    await self._copy(record, Path(copy))
+                    data = await asyncio.to_thread(_parse, job_type.parse_results, copy)
+        except Exception as exc:  # the parser is the job type's code: its error is its own
+            error = f"{type(exc).__name__}: {exc}"
+        await self._db.write(put_result, self._db.sync, record.id, record.owner, name, data, error)
+        message = f"results: parser failed: {error}" if error else f"results: {len(data)} values"
+        await self._db.write(
+            self._db.sync.add_events, [(record.id, "results", message, {"error": error})]
+        )
+        return await self.get(record.id)
+
+    async def _copy(self, record: JobRecord, into: Path) -> None:
+        total = 0
+        for name in await self._files.list(record):
+            reader = await self._files.open(record, name)
+            try:
+                target = into / name
+                await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+                with target.open("wb") as out:
+                    offset = 0
+                    while chunk := await reader.read(offset, CHUNK):
+                        offset += len(chunk)
+                        total += len(chunk)
+                        if total > self._limit:
+                            raise ValueError(f"the run directory holds over {self._limit:,} bytes")
+                        out.write(chunk)
+            finally:
+                await reader.close()
+
+    async def get(self, job_id: str) -> Result | None:
+        return await self._db.read(get_result, self._db.sync, job_id)
+
+    async def list(self, **filters: Any) -> builtins.list[Result]:
+        return await self._db.read(list_results, self._db.sync, **filters)
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _parse(parser: Any, run_dir: str) -> dict[str, Any]:
+    value = parser(run_dir)
+    if not isinstance(value, dict):
+        raise TypeError(f"parse_results returned {type(value).__name__}, not a dict")
+    return value
