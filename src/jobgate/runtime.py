@@ -39,7 +39,7 @@ class Runtime:
             raise
         if self.supervisor is not None:
             self.supervisor.on_change = self._changed
-            self.supervisor.on_final = self.service.results.on_final  # job types' parsers
+            self.supervisor.finishing = self.service.results.finish  # job types' parsers
         self._started = False
 
     def _changed(self, job_ids: builtins.list[str]) -> None:
@@ -63,7 +63,6 @@ class Runtime:
                 await self.callbacks.close()
             if self.supervisor is not None:
                 await self.supervisor.close()
-            await self.service.results.close()
         self._db.close()
         self._db.sync.close()
 

@@ -52,6 +52,8 @@ ROUTES: dict[str, Route] = {
     "GET /api/v1/jobs/{job_id}/files": Route("job", 200),
     "GET /api/v1/jobs/{job_id}/files/{path}": Route("job", 200),
     "GET /api/v1/jobs/{job_id}/callbacks": Route("job", 200),
+    "GET /api/v1/jobs/{job_id}/results": Route("job", 200),
+    "GET /api/v1/results": Route("user", 200),
     # Drop-in APIs: other wire formats, the same tokens and the same ownership rule.
     "POST /compat/joblauncher/job": Route("user", 201, _joblauncher),
     "GET /compat/joblauncher/job": Route("user", 200),

@@ -15,7 +15,7 @@ import resource
 import socket
 import threading
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from jobgate.backends.base import SUBMIT_TRIED, Backend, Submitted
@@ -53,7 +53,9 @@ class Supervisor:
         self.backends = Backends(config, sink=self)
         self.gateway_id = new_id()
         self.on_change = on_change or (lambda ids: None)
-        self.on_final: Callable[[list[str]], None] = lambda ids: None  # after on_change
+        # Awaited once a job's outputs are in, before its end state is written: a job
+        # type's parser (jobgate.service.results), so a final job has its results.
+        self.finishing: Callable[[JobRecord], Awaitable[None]] | None = None
         # Transitions that did not take (the job had moved on, e.g. cancelled while a
         # report of it running was on its way): counted and logged with the job id.
         self.refused: Counter[str] = Counter()
@@ -227,7 +229,7 @@ class Supervisor:
         if outcome.state == S.RUNNING:
             self._queue(Transition(job.id, S.RUNNING, data=outcome.data, fields=fields))
             return
-        if job.spec.output_files and outcome.state != S.LOST:
+        if (job.spec.output_files or job.spec.job_type) and outcome.state != S.LOST:
             self._queue(Transition(job.id, S.STAGING_OUT, data=outcome.data, fields=fields))
             self._spawn(self._stage_out(job, outcome))
             return
@@ -249,6 +251,8 @@ class Supervisor:
             except JobgateError as exc:
                 missing, outcome = [], Outcome(S.FAILED, outcome.exit_code, f"stage out: {exc}")
                 break
+        if self.finishing is not None:
+            await self.finishing(job)
         state, reason = outcome.state, outcome.reason
         if missing:
             listed = ", ".join(missing)
@@ -302,7 +306,6 @@ class Supervisor:
         self.on_change([t.job_id for t in moved])
         ended_ids = [t.job_id for t in moved if t.to in FINAL_STATES]
         if ended_ids:
-            self.on_final(ended_ids)
             self._stopping.difference_update(ended_ids)
             self._full.clear()
             self.wake()  # capacity was freed

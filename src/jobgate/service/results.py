@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from jobgate.errors import JobgateError
 from jobgate.service.files import FileService
 from jobgate.service.jobtypes import JobTypes
 from jobgate.spec import JobRecord
@@ -28,22 +29,16 @@ class ResultsService:
         self._types = job_types
         self._files = files
         self._limit = limit  # bytes of a run directory copied for its parser
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    def on_final(self, job_ids: builtins.list[str]) -> None:
-        """Jobs that just ended (called on the loop, after the commit that ended them)."""
-        task = asyncio.get_running_loop().create_task(self._parse_all(job_ids))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _parse_all(self, job_ids: builtins.list[str]) -> None:
-        records = await self._db.read(self._db.sync.get_many, job_ids)
-        for record in records:
-            if record is not None and record.spec.job_type is not None:
-                try:
-                    await self.parse(record)
-                except Exception:  # the store is down: the job keeps its state regardless
-                    log.exception("could not keep the results of %s", record.id)
+    async def finish(self, record: JobRecord) -> None:
+        """A typed job whose outputs are in, before its end state is written (the
+        supervisor's `finishing`): whoever sees it final sees its results too."""
+        if record.spec.job_type is None:
+            return
+        try:
+            await self.parse(record)
+        except JobgateError as exc:  # the store is down: the job ends regardless
+            log.warning("could not keep the results of %s: %s", record.id, exc)
 
     async def parse(self, record: JobRecord) -> Result | None:
         name = record.spec.job_type or ""
@@ -87,9 +82,6 @@ class ResultsService:
 
     async def list(self, **filters: Any) -> builtins.list[Result]:
         return await self._db.read(list_results, self._db.sync, **filters)
-
-    async def close(self) -> None:
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def _parse(parser: Any, run_dir: str) -> dict[str, Any]:
