@@ -71,7 +71,7 @@ def check(job: Job, *, on_this_host: bool) -> dict[str, str]:
 def test_local_jobs_get_exactly_their_environment(open_gw: Callable[..., Gateway]) -> None:
     gw = open_gw(local={"pass_env": ["JOBGATE_TEST_PASSED_*"]})
     env = check(gw.submit(script=SCRIPT, **SPEC), on_this_host=True)
-    ours = BASE | {PASSED, "GREETING", "JOBGATE_JOB_ID", "JOBGATE_RUN_DIR"}
+    ours = BASE | {PASSED, "GREETING", "JOBGATE_JOB_ID", "JOBGATE_RUN_DIR", "JOBGATE_EVENTS"}
     assert set(env) - SHELLS_OWN == ours
 
 

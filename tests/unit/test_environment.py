@@ -48,10 +48,12 @@ def test_on_this_host_exactly_base_pass_env_spec_and_jobgates_own() -> None:
         "OMP_NUM_THREADS": "4",
         "JOBGATE_JOB_ID": job.id,  # jobgate's own win over the spec's
         "JOBGATE_RUN_DIR": "/runs/x",
+        "JOBGATE_EVENTS": "/runs/x/jobgate.events",
     }
     assert env.defaults == {}
     assert env.command_env() == [
-        f"{k}={env.values[k]}" for k in (*BASE, "JOBGATE_JOB_ID", "JOBGATE_RUN_DIR")
+        f"{k}={env.values[k]}"
+        for k in (*BASE, "JOBGATE_JOB_ID", "JOBGATE_RUN_DIR", "JOBGATE_EVENTS")
     ]
 
 
@@ -71,6 +73,7 @@ def test_on_another_host_its_login_keeps_its_own_base() -> None:
         "LANG": "C",
         "JOBGATE_JOB_ID": job.id,
         "JOBGATE_RUN_DIR": "/home/u/runs/x",
+        "JOBGATE_EVENTS": "/home/u/runs/x/jobgate.events",
     }
     assert env.defaults == {"PATH": "/usr/local/bin:/usr/bin:/bin", "TMPDIR": "/tmp"}
     argv = ["bash", "cancel.sh"]

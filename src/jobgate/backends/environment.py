@@ -2,11 +2,11 @@
 
 It is exactly: a base (`PATH`, `HOME`, `USER`, `LANG`, `TMPDIR`, `SHELL`), the gateway's
 variables the destination names in `pass_env`, the spec's `environment`, and
-`JOBGATE_JOB_ID` / `JOBGATE_RUN_DIR`. Nothing else of the gateway's own environment
-(its home, port, tokens, database URL) ever reaches a job. Each backend delivers it its
-own way: local jobs are spawned with it; the wrappers export it; sbatch gets an explicit
-`--export=NONE`, qsub a `-v` and never `-V`; and commands the gateway runs for a job (the
-process scheduler's launch, `cancel.sh`) start from `env -i`.
+`JOBGATE_JOB_ID` / `JOBGATE_RUN_DIR` / `JOBGATE_EVENTS`. Nothing else of the gateway's own
+environment (its home, port, tokens, database URL) ever reaches a job. Each backend
+delivers it its own way: local jobs are spawned with it; the wrappers export it; sbatch
+gets an explicit `--export=NONE`, qsub a `-v` and never `-V`; and commands the gateway
+runs for a job (the process scheduler's launch, `cancel.sh`) start from `env -i`.
 
 On the gateway's host the base is known here: PATH, LANG and TMPDIR from the gateway
 (else defaults), HOME, USER and SHELL of the account the job runs as. On another host
@@ -27,7 +27,8 @@ from jobgate.config import Destination
 from jobgate.spec import JobRecord
 
 BASE = ("PATH", "HOME", "USER", "LANG", "TMPDIR", "SHELL")
-OWN = ("JOBGATE_JOB_ID", "JOBGATE_RUN_DIR")
+OWN = ("JOBGATE_JOB_ID", "JOBGATE_RUN_DIR", "JOBGATE_EVENTS")
+EVENTS_FILE = "jobgate.events"  # JSON lines a job appends: its own events (engine/talkback)
 DEFAULTS = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TMPDIR": "/tmp"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what a shell can export
 
@@ -88,7 +89,11 @@ def job_environment(
         if dest.passes_env(name) and _NAME.fullmatch(name)
     }
     values = base | passed | dict(sorted(job.spec.environment.items()))
-    values |= {"JOBGATE_JOB_ID": job.id, "JOBGATE_RUN_DIR": run_dir}  # always jobgate's
+    values |= {  # always jobgate's
+        "JOBGATE_JOB_ID": job.id,
+        "JOBGATE_RUN_DIR": run_dir,
+        "JOBGATE_EVENTS": f"{run_dir}/{EVENTS_FILE}",
+    }
     return JobEnvironment(values, {k: v for k, v in defaults.items() if k not in values})
 
 

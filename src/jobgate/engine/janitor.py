@@ -4,14 +4,29 @@ unfinished job refers to are removed once older than `limits.upload_max_age_h`."
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from pathlib import Path
 
 from jobgate.config import Config
+from jobgate.errors import JobgateError
 from jobgate.store import AsyncStore
 
+log = logging.getLogger(__name__)
+
 SWEEP_S = 3600.0  # how often a supervisor looks
+
+
+async def sweep(config: Config, db: AsyncStore) -> None:
+    """sweep_uploads, logged; a failure waits for the next sweep."""
+    try:
+        gone = await sweep_uploads(config, db)
+    except (OSError, JobgateError) as exc:
+        log.warning("sweeping uploads failed: %s", exc)
+        return
+    if gone:
+        log.info("removed %d uploaded input files no unfinished job needs", gone)
 
 
 async def sweep_uploads(config: Config, db: AsyncStore) -> int:

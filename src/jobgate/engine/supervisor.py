@@ -22,7 +22,8 @@ from jobgate.backends.base import SUBMIT_TRIED, Backend, Submitted
 from jobgate.backends.outcome import Outcome, ended
 from jobgate.config import Config, Destination
 from jobgate.engine.backends import Backends
-from jobgate.engine.janitor import SWEEP_S, sweep_uploads
+from jobgate.engine.hearing import Hearing
+from jobgate.engine.janitor import SWEEP_S, sweep
 from jobgate.engine.liveness import live_gateways, recovery_notes
 from jobgate.errors import FatalError, JobgateError, TransientError
 from jobgate.ids import new_id
@@ -53,9 +54,10 @@ class Supervisor:
         self.backends = Backends(config, sink=self)
         self.gateway_id = new_id()
         self.on_change = on_change or (lambda ids: None)
+        self.hearing = Hearing(db, self.backends, self.gateway_id, self._add_notes)
         # Awaited once a job's outputs are in, before its end state is written: a job
         # type's parser (jobgate.service.results), so a final job has its results.
-        self.finishing: Callable[[JobRecord], Awaitable[None]] | None = None
+        self.finishing: Callable[[JobRecord, dict[str, Any]], Awaitable[None]] | None = None
         # Transitions that did not take (the job had moved on, e.g. cancelled while a
         # report of it running was on its way): counted and logged with the job id.
         self.refused: Counter[str] = Counter()
@@ -84,6 +86,9 @@ class Supervisor:
         for dest in self.config.destinations.values():
             await self.backends.get(dest.name).start()
         await self._adopt()
+        for dest in self.config.destinations.values():
+            if Hearing.hears(dest):
+                self._spawn(self.hearing.run(dest))
         self._main = asyncio.create_task(self._run(), name="jobgate-supervisor")
 
     async def close(self) -> None:
@@ -130,7 +135,7 @@ class Supervisor:
                     beat = loop.time()
                 if loop.time() - swept > SWEEP_S:
                     swept = loop.time()
-                    self._spawn(self._sweep())
+                    self._spawn(sweep(self.config, self.db))
             except JobgateError as exc:  # the store is busy or down: try again next tick
                 log.warning("supervisor pass failed: %s", exc)
             if more:
@@ -229,13 +234,24 @@ class Supervisor:
         if outcome.state == S.RUNNING:
             self._queue(Transition(job.id, S.RUNNING, data=outcome.data, fields=fields))
             return
-        if (job.spec.output_files or job.spec.job_type) and outcome.state != S.LOST:
+        self._spawn(self._ended(job, outcome, fields))
+
+    async def _ended(self, job: JobRecord, outcome: Outcome, fields: dict[str, Any]) -> None:
+        """What the job said last is noted before its end (engine/hearing.py)."""
+        values = await self.hearing.last_words(job)
+        if (job.spec.output_files or job.spec.job_type or values) and outcome.state != S.LOST:
             self._queue(Transition(job.id, S.STAGING_OUT, data=outcome.data, fields=fields))
-            self._spawn(self._stage_out(job, outcome))
+            await self._stage_out(job, outcome, values)
             return
         self._queue(Transition(job.id, outcome.state, outcome.reason or "", outcome.data, fields))
 
-    async def _stage_out(self, job: JobRecord, outcome: Outcome) -> None:
+    def _add_notes(self, notes: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        self._notes.extend(notes)
+        self._flush_later()
+
+    async def _stage_out(
+        self, job: JobRecord, outcome: Outcome, values: dict[str, Any] | None = None
+    ) -> None:
         """Collect the outputs, through transient errors (backing off: the outputs of a job
         that is done must not be lost to a hiccup), then the end state."""
         backend, delay = self.backends.get(job.destination), 1.0
@@ -252,7 +268,7 @@ class Supervisor:
                 missing, outcome = [], Outcome(S.FAILED, outcome.exit_code, f"stage out: {exc}")
                 break
         if self.finishing is not None:
-            await self.finishing(job)
+            await self.finishing(job, values or {})
         state, reason = outcome.state, outcome.reason
         if missing:
             listed = ", ".join(missing)
@@ -367,15 +383,6 @@ class Supervisor:
             await self._submit(backend, job)
         else:
             await backend.attach(self._record_submitted(job, found))
-
-    async def _sweep(self) -> None:
-        try:
-            gone = await sweep_uploads(self.config, self.db)
-        except (OSError, JobgateError) as exc:  # the next sweep tries again
-            log.warning("sweeping uploads failed: %s", exc)
-            return
-        if gone:
-            log.info("removed %d uploaded input files no unfinished job needs", gone)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

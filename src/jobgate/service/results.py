@@ -30,28 +30,32 @@ class ResultsService:
         self._files = files
         self._limit = limit  # bytes of a run directory copied for its parser
 
-    async def finish(self, record: JobRecord) -> None:
-        """A typed job whose outputs are in, before its end state is written (the
-        supervisor's `finishing`): whoever sees it final sees its results too."""
-        if record.spec.job_type is None:
+    async def finish(self, record: JobRecord, values: dict[str, Any]) -> None:
+        """A typed job (or one that said @var values) whose outputs are in, before its end
+        state is written (the supervisor's `finishing`): whoever sees it final sees its
+        results too."""
+        if record.spec.job_type is None and not values:
             return
         try:
-            await self.parse(record)
+            await self.parse(record, values)
         except JobgateError as exc:  # the store is down: the job ends regardless
             log.warning("could not keep the results of %s: %s", record.id, exc)
 
-    async def parse(self, record: JobRecord) -> Result | None:
+    async def parse(self, record: JobRecord, values: dict[str, Any] | None = None) -> Result | None:
+        """The job's results: what its type's parser read, with its @var values merged in
+        (the parser's win: it read the job's files, the job only said)."""
         name = record.spec.job_type or ""
         data: dict[str, Any] = {}
         error = None
         try:
-            job_type = self._types.get(name, embedded=True)  # it was accepted at submit
-            if job_type.parse_results is not None:
+            job_type = self._types.get(name, embedded=True) if name else None
+            if job_type is not None and job_type.parse_results is not None:
                 with tempfile.TemporaryDirectory(prefix="jobgate-parse-") as copy:
                     await self._copy(record, Path(copy))
                     data = await asyncio.to_thread(_parse, job_type.parse_results, copy)
         except Exception as exc:  # the parser is the job type's code: its error is its own
             error = f"{type(exc).__name__}: {exc}"
+        data = {**(values or {}), **data}
         await self._db.write(put_result, self._db.sync, record.id, record.owner, name, data, error)
         message = f"results: parser failed: {error}" if error else f"results: {len(data)} values"
         await self._db.write(

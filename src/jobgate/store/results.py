@@ -1,4 +1,5 @@
-"""Queries of the job_results table: what job types' parsers read from finished jobs."""
+"""Queries of what jobs tell: the job_results table (what job types' parsers read from
+finished jobs), and the running jobs a supervisor listens to and what they said."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
+from jobgate.spec import JobEvent, JobRecord
+from jobgate.states import JobState
 from jobgate.store.connections import Database
-from jobgate.store.tables import job_results
+from jobgate.store.rows import event_of, record_of
+from jobgate.store.tables import job_events, job_results, jobs
 
 
 @dataclass(frozen=True)
@@ -73,3 +77,23 @@ def _result(row: Any) -> Result:
     return Result(
         row.job_id, row.owner, row.job_type, json.loads(row.data), row.error, row.created_at
     )
+
+
+def running_of(db: Database, destination: str, gateway_id: str) -> list[JobRecord]:
+    """The RUNNING jobs of a destination that this supervisor watches (what it listens to)."""
+    query = select(jobs).where(
+        jobs.c.destination == destination,
+        jobs.c.state == JobState.RUNNING.value,
+        jobs.c.gateway_id == gateway_id,
+    )
+    with db.reading() as conn:
+        return [record_of(r) for r in conn.execute(query).all()]
+
+
+def last_said(db: Database, job_id: str, kinds: tuple[str, ...] = ()) -> list[JobEvent]:
+    """The job's own events (`job.*`), oldest first; `kinds`: only these types."""
+    query = select(job_events).where(job_events.c.job_id == job_id, job_events.c.type.like("job.%"))
+    if kinds:
+        query = query.where(job_events.c.type.in_(kinds))
+    with db.reading() as conn:
+        return [event_of(r) for r in conn.execute(query.order_by(job_events.c.seq)).all()]

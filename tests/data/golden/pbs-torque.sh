@@ -23,6 +23,7 @@ export TMPDIR=/tmp
 export SHELL=/bin/bash
 export JOBGATE_JOB_ID=01JOBGATE0000000000000TEST
 export JOBGATE_RUN_DIR=/runs/01JOBGATE0000000000000TEST
+export JOBGATE_EVENTS=/runs/01JOBGATE0000000000000TEST/jobgate.events
 jobgate_end() {
   printf '%s\n' "$1" > "$jobgate_dir/exitcode.tmp" && mv -f "$jobgate_dir/exitcode.tmp" /runs/01JOBGATE0000000000000TEST/exitcode
   exit "$1"
