@@ -26,9 +26,7 @@ def talking(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 @pytest.mark.parametrize("dest", ["local", pytest.param("slurm", marks=pytest.mark.slurm)])
-def test_what_a_job_says_is_seen_while_it_runs(
-    talking: Server, gates: object, dest: str
-) -> None:
+def test_what_a_job_says_is_seen_while_it_runs(talking: Server, gates: object, dest: str) -> None:
     if dest == "slurm":
         need(slurm_answers(), "no Slurm test cluster (run scripts/slurm-up.sh as root)")
     gate: Gate = gates()  # type: ignore[operator]
