@@ -130,6 +130,22 @@ def test_python_type_keeps_the_return_value(gateway: Gateway) -> None:
     assert err.value.field == "job_params.function"
 
 
+def jobgate(home: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI on this test's home and store, run from the repository (where the examples'
+    dotted paths resolve, as `python -m` would find them)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
+    env |= {"JOBGATE_HOME": str(home), "JOBGATE_DATABASE_URL": database_url, "JOBGATE_CONFIG": ""}
+    return subprocess.run(
+        [JOBGATE, *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_a_sweep_of_20_is_one_table(gateway: Gateway, home: Path, database_url: str) -> None:
     jobs = [
         gateway.submit(job_type=SWEEP, job_params={"x": x / 4}, key=f"sweep-{x}", labels={"s": "1"})
@@ -140,16 +156,42 @@ def test_a_sweep_of_20_is_one_table(gateway: Gateway, home: Path, database_url: 
     assert sorted(r["data"]["x"] for r in rows) == [x / 4 for x in range(20)]
     assert all(r["error"] is None and "area" in r["data"] for r in rows)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
-    env |= {"JOBGATE_HOME": str(home), "JOBGATE_DATABASE_URL": database_url, "JOBGATE_CONFIG": ""}
-    out = subprocess.run(
-        [JOBGATE, "results", "--job-type", SWEEP, "--csv"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    out = jobgate(home, database_url, "results", "--job-type", SWEEP, "--csv").stdout
     table = list(csv.DictReader(io.StringIO(out)))
     assert len(table) == 20 and {r["job_id"] for r in table} == {j.id for j in jobs}
     assert sorted(float(r["x"]) for r in table) == [x / 4 for x in range(20)]
+
+
+def test_taco_by_the_cli_with_a_params_file(home: Path, database_url: str, tmp_path: Path) -> None:
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"wrapper": "soft_corn", "fillings": ["carne", "salsa"]}))
+    run = jobgate(
+        home, database_url, "submit", "--wait", "--json", "--type", "examples.jobtypes.taco",
+        "--params-file", str(params), "--key", "lunch",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    shown = jobgate(home, database_url, "results", "--json", json.loads(run.stdout)["id"])
+    assert json.loads(shown.stdout)["data"] == {
+        "wrapper": "soft_corn",
+        "fillings": ["carne", "salsa"],
+    }
+    bad = jobgate(home, database_url, "submit", "--type", SWEEP, "-P", "x=far")
+    assert bad.returncode == 2 and bad.stderr.startswith("jobgate: error: job_params.x: ")
+
+
+def test_entry_points_register_types(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed package names its types in the `jobgate.job_types` entry-point group."""
+    from jobgate.service.jobtypes import JobTypes
+
+    dist = tmp_path / "labtypes-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: labtypes\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[jobgate.job_types]\nlab-echo = examples.jobtypes.echo\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    types = JobTypes({}, any_module=False)
+    assert "lab-echo" in types.names()
+    assert types.get("lab-echo").parse_results is not None  # MissionControl's parse_work_dir
+    with pytest.raises(SpecError, match=r"unknown job type 'examples\.jobtypes\.echo'"):
+        types.get("examples.jobtypes.echo")  # a server imports only what is registered
