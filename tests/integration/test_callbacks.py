@@ -283,3 +283,22 @@ def test_joblauncher_jobs_get_its_status_put_once_per_change_with_basic_auth(
     skipped = [r for r in rows if r["state"] == "skipped"]
     assert len(skipped) == len(rows) - len(got) and all(r["attempts"] == 0 for r in skipped)
     assert [r["state"] for r in rows].count("delivered") == len(got)
+
+
+def test_what_a_job_says_is_called_back_with_its_states(
+    open_cb_gateway: Callable[..., Gateway], receivers: Callable[..., Receiver]
+) -> None:
+    receiver = receivers()
+    gw = open_cb_gateway()
+    script = "echo '@event=[JOB_INITIALIZED:ready]'\necho '@var=[score:42]'\n"
+    job = gw.submit(script=script, callback_url=f"http://127.0.0.1:{receiver.port}/hook")
+    assert job.wait(WAIT) == JobState.COMPLETED
+    rows = wait_rows(gw, job.id, lambda rows: all_delivered(rows) and len(rows) >= 6)
+    said = [(e.seq, e.type) for e in job.events() if e.type in STATES or e.type.startswith("job.")]
+    got = sorted(
+        (r.json["event"]["seq"], r.json["event"]["type"])
+        for r in receiver.requests
+        if r.json["job"]["id"] == job.id
+    )
+    assert got == said and len(rows) == len(said)
+    assert ("job.JOB_INITIALIZED" in dict(said).values()) and ("job.var" in dict(said).values())

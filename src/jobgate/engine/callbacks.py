@@ -215,7 +215,10 @@ class CallbackDispatcher:
             return _Result(error=str(exc), final=True, sent=False)
         except Unreachable as exc:
             return _Result(error=str(exc))
-        delivery = self.formats.get(found.job.labels.get(COMPAT_LABEL))(found)
+        form = self.formats.get(found.job.labels.get(COMPAT_LABEL))
+        if found.event.type.startswith("job.") and form is not jobgate_format:
+            return _Result(skip="not sent: a drop-in API's format has no job events")
+        delivery = form(found)
         if delivery is None:
             return _Result(skip="not sent: its receiver would learn nothing new")
         stamp = int(time.time())

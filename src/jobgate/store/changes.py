@@ -147,7 +147,7 @@ _OUTBOX = (
     "created_at) SELECT e.job_id, e.seq, j.callback_url, 'pending', 0, :now, :now "
     "FROM job_events e JOIN jobs j ON j.id = e.job_id "
     "WHERE {ids} AND j.callback_url IS NOT NULL "
-    f"AND e.type IN ({_states(list(JobState))}) "
+    f"AND (e.type IN ({_states(list(JobState))}) OR e.type LIKE :said) "
     "AND e.seq > (SELECT coalesce(max(c.event_seq), 0) FROM callbacks c "
     "WHERE c.job_id = e.job_id)"
 )
@@ -164,12 +164,13 @@ def _event_rows(events: Events, now: float) -> list[dict[str, Any]]:
 
 
 def add_events(conn: Connection, events: Events, now: float) -> None:
-    """Insert event rows; state changes of jobs with a callback URL get outbox rows too."""
+    """Insert event rows; state changes (and what jobs say, `job.*`) of jobs with a
+    callback URL get outbox rows too."""
     insert_rows(conn, "job_events", _event_rows(events, now))
-    changed = sorted({j for j, t, _, _ in events if t in STATE_NAMES})
+    changed = sorted({j for j, t, _, _ in events if t in STATE_NAMES or t.startswith("job.")})
     if changed:
         where, params = _in_ids(conn, "j.id", changed)
-        run(conn, _OUTBOX.format(ids=where), {**params, "now": now})
+        run(conn, _OUTBOX.format(ids=where), {**params, "now": now, "said": "job.%"})
 
 
 def insert_jobs(
