@@ -3,6 +3,7 @@ through the test sshd as its user, with files staged over SFTP."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,37 @@ def test_a_connection_lost_after_sbatch_never_runs_the_job_twice(
     assert ids == [job.native_id]  # one Slurm job, the one jobgate found and followed
     requeued = [e for e in job.events() if e.type == "QUEUED" and "retry" in e.message]
     assert bool(requeued) == outage
+
+
+def test_what_a_job_says_over_ssh_is_heard_while_it_runs(
+    open_remote: Callable[..., Gateway], sshd: dict[str, Any]
+) -> None:
+    """Read with one remote command per look for all running jobs, not one per job."""
+    gw = open_remote(**scheduler("slurm"))
+    script = (
+        "echo '@event=[JOB_INITIALIZED:ready]'\n"
+        'echo \'{"type": "STEP", "data": {"n": 1}}\' >> "$JOBGATE_EVENTS"\n'
+        "while [ ! -e go ]; do sleep 0.1; done\n"  # the test says go once it heard
+        "echo '@var=[score:7]'\n"
+    )
+    jobs = [gw.submit(script=script) for _ in range(3)]
+    for job in jobs:
+        heard = wait_for_events(job, {"job.JOB_INITIALIZED", "job.STEP"})
+        assert job.state == JobState.RUNNING, heard
+    for job in jobs:
+        ssh_run(sshd, f"touch {job.record.run_dir}/go")
+    for job in jobs:
+        assert job.wait(WAIT) == JobState.COMPLETED, job.stderr()
+        assert (job.results() or {})["data"] == {"score": 7}  # its last words
+
+
+def wait_for_events(job: Any, kinds: set[str]) -> list[str]:
+    """The job's events until these kinds are among them (a bounded look: a job's own
+    events have no stream in the SDK)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        seen = [e.type for e in job.events()]
+        if kinds <= set(seen):
+            return seen
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.1)

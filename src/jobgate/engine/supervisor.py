@@ -87,8 +87,7 @@ class Supervisor:
             await self.backends.get(dest.name).start()
         await self._adopt()
         for dest in self.config.destinations.values():
-            if Hearing.hears(dest):
-                self._spawn(self.hearing.run(dest))
+            self._spawn(self.hearing.run(dest))
         self._main = asyncio.create_task(self._run(), name="jobgate-supervisor")
 
     async def close(self) -> None:
