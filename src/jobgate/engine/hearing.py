@@ -22,10 +22,12 @@ from jobgate.errors import JobgateError, TransientError
 from jobgate.spec import JobRecord
 from jobgate.store import AsyncStore
 from jobgate.store.results import last_said, running_of
+from jobgate.transports import beneath
 
 log = logging.getLogger(__name__)
 LOCAL_EVERY_S = 1.0
 CHUNK = 500  # jobs per remote read (a script of ~100 kB)
+ENDED_KEPT = 10_000
 
 
 class Hearing:
@@ -42,6 +44,8 @@ class Hearing:
         self._add_notes = add_notes
         self.listener = Listener()
         self.values: dict[str, dict[str, Any]] = {}  # job id -> its @var values heard
+        self._one_look: asyncio.Lock | None = None  # made on the loop, at first use
+        self._ended: dict[str, None] = {}  # the last ENDED_KEPT jobs whose last words were read
 
     async def run(self, dest: Destination) -> None:
         every = LOCAL_EVERY_S if dest.scheduler == "local" else dest.poll_interval_s
@@ -64,10 +68,23 @@ class Hearing:
         except JobgateError as exc:
             log.warning("the last words of %s: %s", job.id, exc)
         self.listener.forget(job.id)
+        self._ended[job.id] = None  # a look already under way must not hear it again
+        while len(self._ended) > ENDED_KEPT:
+            del self._ended[next(iter(self._ended))]
         return self.values.pop(job.id, {})
 
     async def look_all(self, jobs: list[JobRecord]) -> list[Note]:
-        """What these jobs (of one destination) wrote since the last look, as notes."""
+        """What these jobs (of one destination) wrote since the last look, as notes. One
+        look at a time: a job's last words must not be heard twice with a periodic look."""
+        if not jobs:
+            return []
+        if self._one_look is None:
+            self._one_look = asyncio.Lock()
+        async with self._one_look:
+            return await self._look_all(jobs)
+
+    async def _look_all(self, jobs: list[JobRecord]) -> list[Note]:
+        jobs = [j for j in jobs if j.id not in self._ended]
         if not jobs:
             return []
         backend = self._backends.get(jobs[0].destination)
@@ -78,8 +95,8 @@ class Hearing:
                 for e in said:
                     if e.type == "job.var":
                         self.values.setdefault(job.id, {})[e.data["name"]] = e.data["value"]
-        if backend.destination.transport == "local":
-            new = {job.id: await self._read_here(backend, job) for job in jobs}
+        if backend.destination.transport == "local":  # one thread hop for all of them
+            new = await asyncio.to_thread(self._read_here, backend, jobs)
         else:
             new = await self._read_remote(backend, jobs)
         notes: list[Note] = []
@@ -91,10 +108,13 @@ class Hearing:
                 self.values.setdefault(job_id, {})[data["name"]] = data["value"]
         return notes
 
-    async def _read_here(self, backend: Backend, job: JobRecord) -> tuple[bytes, bytes]:
-        at_out, at_events = self.listener.offsets(job.id)
-        out = await _read(backend, job, backend.files(job).stdout, at_out)
-        return out, await _read(backend, job, EVENTS_FILE, at_events)
+    def _read_here(self, backend: Backend, jobs: list[JobRecord]) -> dict[str, tuple[bytes, bytes]]:
+        new = {}
+        for job in jobs:
+            at_out, at_events = self.listener.offsets(job.id)
+            out = _read(backend, job, backend.files(job).stdout, at_out)
+            new[job.id] = (out, _read(backend, job, EVENTS_FILE, at_events))
+        return new
 
     async def _read_remote(
         self, backend: Backend, jobs: list[JobRecord]
@@ -121,8 +141,10 @@ class Hearing:
         return {j: (parts[0], parts[1] if len(parts) > 1 else b"") for j, parts in found.items()}
 
 
-async def _read(backend: Backend, job: JobRecord, path: str, offset: int) -> bytes:
+def _read(backend: Backend, job: JobRecord, path: str, offset: int) -> bytes:
+    """New bytes of a file on this host, opened beneath the job's directory (no link
+    followed, no FIFO opened); nothing yet, or not a regular file: nothing heard."""
     try:
-        return await backend.read(job, path, offset, MAX_READ)
-    except (OSError, ValueError):  # not written yet, or not a regular file: nothing heard
+        return beneath.read_beneath(*backend.anchored(job, path), offset, MAX_READ)
+    except (OSError, ValueError):
         return b""

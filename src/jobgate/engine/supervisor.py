@@ -202,6 +202,7 @@ class Supervisor:
             self._queue(Transition(job.id, S.FAILED, reason, fields={"reason": reason}))
             return
         self._paused.pop(job.destination, None)
+        self.hearing.listener.resume(job.id, None)  # new: it has said nothing (no query)
         self._record_submitted(job, sub)
 
     def note(self, job_id: str, type_: str, message: str) -> None:
