@@ -95,7 +95,9 @@ class Hearing:
                 for e in said:
                     if e.type == "job.var":
                         self.values.setdefault(job.id, {})[e.data["name"]] = e.data["value"]
-        if backend.destination.transport == "local":  # one thread hop for all of them
+        if backend.destination.transport == "local" and len(jobs) == 1:
+            new = self._read_here(backend, jobs)  # last words: two small reads, no hop
+        elif backend.destination.transport == "local":  # one thread hop for all of them
             new = await asyncio.to_thread(self._read_here, backend, jobs)
         else:
             new = await self._read_remote(backend, jobs)
