@@ -3,7 +3,8 @@
 #   pg-up.sh     PostgreSQL 127.0.0.1:55432, database jobgate_test         -> /var/lib/jobgate-test/pg.env
 #   slurm-up.sh  one-node Slurm "jgcluster" + sacct + PBS wrappers (qsub)  -> /var/lib/jobgate-test/slurm.env
 #   ssh-up.sh    sshd 127.0.0.1:2222, user jobtest, key login               -> /var/lib/jobgate-test/ssh.env
-# then writes /var/lib/jobgate-test/services.env = all three, for tests to source in one go:
+#   s3-up.sh     S3 (moto server) 127.0.0.1:5055                            -> /var/lib/jobgate-test/s3.env
+# then writes /var/lib/jobgate-test/services.env = all four, for tests to source in one go:
 #   set -a; . /var/lib/jobgate-test/services.env; set +a
 # Idempotent and quick (< 1 s) when everything already runs. Run as root. Stop: services-down.sh.
 set -euo pipefail
@@ -14,11 +15,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }   # wall clock in milliseconds
 T0=$(ms)
-for s in pg slurm ssh; do
+for s in pg slurm ssh s3; do
   t=$(ms)
   # pg-up prints the URL on stdout; keep our stdout for the summary below
   if ! "$HERE/$s-up.sh" >/dev/null; then
-    rm -f "$JG_VAR/services.env"    # absent unless all three are up
+    rm -f "$JG_VAR/services.env"    # absent unless all four are up
     die "$s-up.sh failed; services.env removed"
   fi
   log "$s up ($(($(ms) - t)) ms)"
@@ -26,7 +27,7 @@ done
 
 {
   echo "# written by jobgate scripts/services-up.sh $(date -u +%FT%TZ)"
-  cat "$JG_VAR/pg.env" "$JG_VAR/slurm.env" "$JG_VAR/ssh.env"
+  cat "$JG_VAR/pg.env" "$JG_VAR/slurm.env" "$JG_VAR/ssh.env" "$JG_VAR/s3.env"
 } | write_env "$JG_VAR/services.env"
 log "all up in $(($(ms) - T0)) ms: $JG_VAR/services.env"
 cat "$JG_VAR/services.env"

@@ -11,7 +11,7 @@ import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -176,6 +176,34 @@ class Limits(BaseModel):
         return self.max_body_mb << 20
 
 
+class QueueConfig(BaseModel):
+    """A drop-box queue (docs/queues.md): job files put in `<url>/pending/` run as jobs;
+    their logs and exit status land in `<url>/completed/<job id>/`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    url: str = Field(min_length=1)  # any fsspec URL: file:///srv/q, s3://bucket/prefix
+    destination: str | None = None
+    owner: str | None = None  # the jobgate user its jobs belong to (default: the gateway's)
+    role: str = "compute"  # the job file's first argument
+    cluster: str | None = None  # its second (default: the folder after job-queue.d/)
+    runner: str | None = None  # runs instead: RUNNER JOB OUTPUT_DIR ROLE CLUSTER
+    validator: str | None = None  # VALIDATOR JOB OUTPUT_DIR: exit 0 = valid
+    poll_interval_s: float = Field(default=5.0, gt=0)
+    max_job_bytes: int = Field(default=1 << 20, ge=1)
+    storage_options: dict[str, Any] = Field(default_factory=dict)  # fsspec's (S3: endpoint_url)
+
+    @property
+    def cluster_name(self) -> str:
+        if self.cluster:
+            return self.cluster
+        parts = self.url.rstrip("/").split("/")
+        if "job-queue.d" in parts and parts.index("job-queue.d") + 1 < len(parts):
+            return parts[parts.index("job-queue.d") + 1]
+        return parts[-1] or self.name
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -190,6 +218,7 @@ class Config(BaseModel):
     job_types: dict[str, str] = Field(default_factory=dict)
     # [gateway] any_job_module: API users may name any importable module as a job type
     any_job_module: bool = False
+    queues: dict[str, QueueConfig] = Field(default_factory=dict)
 
     def destination(self, name: str | None) -> Destination:
         key = name or self.default_destination
@@ -246,30 +275,24 @@ def load_config(
         or gateway.get("database_url")
         or f"sqlite:///{home_path / 'jobgate.db'}"
     )
-    dests: dict[str, Destination] = {}
-    for name, body in (raw.get("destinations") or {"local": {}}).items():
-        try:
-            dests[name] = Destination.model_validate({**body, "name": name})
-        except ValidationError as exc:
-            raise _config_error(f"destinations.{name}", exc) from None
+    dests = _named(Destination, raw.get("destinations") or {"local": {}}, "destinations")
     default = gateway.get("default_destination") or (
         "local" if "local" in dests else next(iter(dests))
     )
     if default not in dests:
         raise ConfigError("gateway.default_destination", f"unknown destination {default!r}")
-    try:
-        callbacks = CallbackSettings.model_validate(raw.get("callbacks") or {})
-    except ValidationError as exc:
-        raise _config_error("callbacks", exc) from None
-    try:
-        limits = Limits.model_validate(raw.get("limits") or {})
-    except ValidationError as exc:
-        raise _config_error("limits", exc) from None
+    callbacks = _table(CallbackSettings, raw.get("callbacks") or {}, "callbacks")
+    limits = _table(Limits, raw.get("limits") or {}, "limits")
     job_types = raw.get("job_types") or {}
     bad = [k for k, v in job_types.items() if not isinstance(v, str) or not v]
     if bad:
         raise ConfigError(f"job_types.{bad[0]}", 'give a module path: name = "package.module"')
+    queues = _named(QueueConfig, raw.get("queues") or {}, "queues")
+    for name, q in queues.items():
+        if q.destination and q.destination not in dests:
+            raise ConfigError(f"queues.{name}.destination", "unknown destination")
     return Config(
+        queues=queues,
         job_types=job_types,
         any_job_module=bool(gateway.get("any_job_module", False)),
         home=home_path,
@@ -280,6 +303,21 @@ def load_config(
         callbacks=callbacks,
         limits=limits,
     )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _table(model: type[M], body: dict[str, Any], table: str) -> M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise _config_error(table, exc) from None
+
+
+def _named(model: type[M], tables: dict[str, Any], prefix: str) -> dict[str, M]:
+    """`[prefix.NAME]` tables, each with its name."""
+    return {n: _table(model, {**b, "name": n}, f"{prefix}.{n}") for n, b in tables.items()}
 
 
 def _config_error(table: str, exc: ValidationError) -> ConfigError:

@@ -42,6 +42,7 @@ async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> No
             ", ".join(cfg.destinations),
             where,
         )
+        queues = _watch_queues(gw) if cfg.queues else None
         if sock is not None:
             import uvicorn
 
@@ -77,7 +78,17 @@ async def _serve(options: dict[str, Any], host: str, port: int, api: bool) -> No
             await serving
         else:
             await stop.wait()
+        if queues is not None:
+            queues.cancel()
+            await asyncio.gather(queues, return_exceptions=True)
         log.info("stopping; running jobs keep running and are re-attached on the next start")
+
+
+def _watch_queues(gw: AsyncGateway) -> asyncio.Task[None]:
+    from jobgate.queues import QueueWatcher
+
+    log.info("watching queues: %s", ", ".join(gw.config.queues))
+    return asyncio.create_task(QueueWatcher(gw.service, gw.config.queues).run())
 
 
 def _listen(host: str, port: int) -> socket.socket:

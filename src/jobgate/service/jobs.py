@@ -26,6 +26,7 @@ from jobgate.service.files import FileService
 from jobgate.service.jobtypes import JobType, JobTypes
 from jobgate.service.jobtypes.build import expand
 from jobgate.service.paths import check_confined, user_roots
+from jobgate.service.queues import QueueItems
 from jobgate.service.results import ResultsService
 from jobgate.service.system import SystemService
 from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources
@@ -69,6 +70,7 @@ class JobService:
         self.job_types = JobTypes(config.job_types, config.any_job_module)
         limit = config.limits.max_body_mb * 1_000_000
         self.results = ResultsService(db, self.job_types, self.files, limit)
+        self.queue_items = QueueItems(db)
 
     @property
     def supervising(self) -> bool:
@@ -114,6 +116,24 @@ class JobService:
         thread, so a submission never waits for the event loop (busy starting jobs)."""
         record, created = self._new_now(spec, owner, None)
         return self._insert(record) if created else (record, False)
+
+    def reject_now(
+        self, spec: JobSpec | dict[str, Any], owner: str | None, reason: str
+    ) -> JobRecord:
+        """A job refused before it ran (a queue's validator said no): stored REJECTED,
+        with why; an earlier job with the same key instead, as for any submission."""
+        record, created = self._new_now(spec, owner, None)
+        if not created:
+            return record
+        record = record.model_copy(
+            update={"state": JobState.REJECTED, "reason": reason, "queued_at": None}
+        )
+        try:
+            self._store.insert_jobs([(record, reason)])
+        except ConflictError:
+            return self._same_request(record.owner, record.spec) or record
+        self._inserted()
+        return record
 
     async def _new(
         self, spec: JobSpec | dict[str, Any], owner: str | None, area: Area | None

@@ -69,6 +69,8 @@ class Store(Database):
                     "callback_url": record.spec.callback_url,
                     "created_at": now,
                     "queued_at": now if record.state == JobState.QUEUED else None,
+                    "reason": record.reason,  # a job refused before it ran: why
+                    "finished_at": now if record.state.final else None,
                     "updated_at": now,
                     "backend_data": "{}",
                 }

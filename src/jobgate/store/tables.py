@@ -155,3 +155,18 @@ job_results = Table(
 )
 # Keyset pages of one type's results, newest first (job ids sort by creation time).
 Index("ix_job_results_type", job_results.c.job_type, job_results.c.owner, job_results.c.job_id)
+
+# Drop-box queues (migration 0005): one row per job file claimed from a queue's pending/,
+# unique on (queue, key, version) so that any number of gateways claim each file once.
+queue_items = Table(
+    "queue_items",
+    metadata,
+    Column("queue", String(100), primary_key=True),
+    Column("key", String(500), primary_key=True),
+    Column("version", String(200), primary_key=True),
+    Column("job_id", String(26), nullable=False),  # decided at the claim
+    Column("state", String(12), nullable=False),  # claimed | submitted | completed
+    Column("claimed_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_queue_items_state", queue_items.c.queue, queue_items.c.state)

@@ -1,0 +1,171 @@
+"""Drop-box queues through a real `jobgate serve`: a job file put with `jobgate queue put`
+runs with the role and cluster as its arguments and leaves `completed/<id>/logs` and
+`status`; Alces' layout finds `share/process-job` (a key=value interpreter noting
+started_at/completed_at) and `share/validate-job` (refusing files without `package=`);
+bad job files end REJECTED with their reason, and nothing is run twice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import JOBGATE, ServeProcess, need, serve_env, service_env, start_serve
+
+HOOKS = Path(__file__).parents[1] / "data" / "queues"
+WAIT = 60
+
+
+@dataclass
+class Queues:
+    env: dict[str, str]
+    fs: Any  # the queues' file system (fsspec): a folder, or the S3 server
+    plain: str  # a queue of job files run as they are
+    alces: str  # <bucket>/customizer/default/job-queue.d/mycluster, with share/ hooks
+
+    def put(self, queue: str, *files: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [JOBGATE, "queue", "put", queue, *map(str, files)],
+            env=self.env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    def completed(self, root: str, n: int) -> dict[str, str]:
+        """Until `n` jobs have their whole completed/<id>/ (status is written last): a
+        bounded look, as a queue's user has no other signal."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            self.fs.invalidate_cache()
+            done = {
+                p.split("/")[-2]: p.rsplit("/", 1)[0]
+                for p in self.fs.glob(f"{root}/completed/*/status")
+            }
+            if len(done) >= n:
+                return done
+            assert time.monotonic() < deadline, f"{len(done)} of {n} completed in {root}"
+            time.sleep(0.1)
+
+    def text(self, path: str) -> str:
+        return bytes(self.fs.cat_file(path)).decode()
+
+
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str, Any]:
+    """(URL prefix, its TOML storage options, its fsspec file system) of a fresh place."""
+    if request.param == "file":
+        import fsspec
+
+        return f"file://{tmp_path}/q", "{}", fsspec.filesystem("file")
+    endpoint = service_env().get("JOBGATE_TEST_S3_ENDPOINT")
+    need(bool(endpoint), "no S3 test server (run scripts/s3-up.sh as root)")
+    import s3fs
+
+    options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
+    fs = s3fs.S3FileSystem(**options)
+    bucket = f"jg-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(bucket)
+    toml = f'{{ endpoint_url = "{endpoint}", key = "testing", secret = "testing" }}'
+    return f"s3://{bucket}", toml, fs
+
+
+@pytest.fixture
+def queues(
+    home: Path, database_url: str, tmp_path: Path, store_url: tuple[str, str, Any]
+) -> Iterator[Queues]:
+    base, options, fs = store_url
+    plain = f"{base}/plain"
+    alces = f"{base}/customizer/default/job-queue.d/mycluster"
+    fs.makedirs(_path(f"{base}/customizer/default/share"), exist_ok=True)
+    for hook in ("process-job", "validate-job"):
+        fs.pipe_file(_path(f"{base}/customizer/default/share/{hook}"), (HOOKS / hook).read_bytes())
+    toml = (
+        f'[queues.plain]\nurl = "{plain}"\nrole = "master"\ncluster = "c1"\n'
+        f"poll_interval_s = 0.2\nstorage_options = {options}\n"
+        f'[queues.alces]\nurl = "{alces}"\nrole = "slave"\npoll_interval_s = 0.2\n'
+        f"storage_options = {options}\n"
+    )
+    env = serve_env(home, database_url, tmp_path / "jobgate.toml", toml)
+    proc: ServeProcess = start_serve(env, "--no-api")
+    try:
+        yield Queues(env, fs, _path(plain), _path(alces))
+    finally:
+        proc.stop()
+    assert not proc.problems(), "".join(proc.log)
+
+
+def _path(url: str) -> str:
+    return url.split("://", 1)[1]
+
+
+def test_a_job_file_runs_with_role_and_cluster(queues: Queues, tmp_path: Path) -> None:
+    job = tmp_path / "hello.sh"
+    job.write_text('#!/bin/sh\necho "args: $1 $2"\necho oops >&2\nexit 3\n')
+    res = queues.put("plain", job)
+    assert res.returncode == 0 and res.stdout.strip() == "plain: hello.sh", res.stderr
+    ((job_id, done),) = queues.completed(queues.plain, 1).items()
+    assert queues.text(f"{done}/logs") == "args: master c1\noops\n"
+    assert queues.text(f"{done}/status") == "3\n"
+    assert queues.fs.cat_file(f"{done}/job") == job.read_bytes()
+    assert queues.fs.glob(f"{queues.plain}/pending/*") == []  # moved out of pending/
+    listed = json.loads(
+        subprocess.run(
+            [JOBGATE, "queue", "ls", "plain", "--json"],
+            env=queues.env, capture_output=True, text=True, timeout=60, check=True,
+        ).stdout
+    )  # fmt: skip
+    assert listed == [{"key": "hello.sh", "state": "completed", "job_id": job_id}]
+    shown = json.loads(
+        subprocess.run(
+            [JOBGATE, "show", "--json", job_id],
+            env=queues.env, capture_output=True, text=True, timeout=60, check=True,
+        ).stdout
+    )  # fmt: skip
+    assert shown["labels"] == {"queue": "plain", "queue_key": "hello.sh"}
+    assert (shown["state"], shown["exit_code"]) == ("FAILED", 3)
+
+
+def test_alces_runner_and_validator_found_by_themselves(queues: Queues, tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.job", tmp_path / "bad.job"
+    good.write_text("message=hello\npackage=gromacs\n")
+    bad.write_text("message=no package here\n")
+    assert queues.put("alces", good, bad).returncode == 0
+    done = queues.completed(queues.alces, 2)
+    by_file = {queues.text(f"{d}/job"): d for d in done.values()}
+    ok, refused = by_file[good.read_text()], by_file[bad.read_text()]
+    said = "message: hello\nwould install gromacs on slave of mycluster\n"
+    assert (queues.text(f"{ok}/logs"), queues.text(f"{ok}/status")) == (said, "0\n")
+    outputs = {p.rsplit("/", 1)[1] for p in queues.fs.ls(f"{ok}/output")}
+    assert outputs == {"started_at", "completed_at"}
+    assert queues.text(f"{refused}/status").startswith("REJECTED: refused by the validator")
+    assert "no package= line in job" in queues.text(f"{refused}/validation")
+    assert queues.text(f"{refused}/logs") == ""
+
+
+@pytest.mark.parametrize(("content", "why"), [(b"", "the job file is empty")])
+def test_bad_job_files_are_rejected_with_why(
+    queues: Queues, tmp_path: Path, content: bytes, why: str
+) -> None:
+    job = tmp_path / "bad.sh"
+    job.write_bytes(content)
+    assert queues.put("plain", job).returncode == 0
+    ((_, done),) = queues.completed(queues.plain, 1).items()
+    assert queues.text(f"{done}/status") == f"REJECTED: {why}\n"
+
+
+def test_each_file_runs_once_however_often_it_is_listed(queues: Queues, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    files = []
+    for i in range(20):
+        files.append(tmp_path / f"j{i}.sh")
+        files[-1].write_text(f"#!/bin/sh\necho {i} >> {marks}/{i}\n")
+    assert queues.put("plain", *files).returncode == 0
+    queues.completed(queues.plain, 20)
+    assert sorted(int(p.name) for p in marks.iterdir()) == list(range(20))
+    assert all(p.read_text() == f"{p.name}\n" for p in marks.iterdir())  # once each
