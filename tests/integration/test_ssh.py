@@ -251,9 +251,14 @@ def test_many_jobs_share_one_connection_and_one_status_command(
     ]
     transport, backend = transport_of(gw), backend_of(gw)
     assert transport.connections_opened == 1
-    # One command to find the remote home, one to start each job, and one per poll
-    # interval for all of them: never a command per job per poll.
-    assert transport.commands_run == 1 + len(jobs) + backend.poller.polls
+    # One command to find the remote home, one to start each job, one per poll interval
+    # for all of them, and the reads of what they said (a look per interval, and the last
+    # words of the jobs one poll found ended): never a command per job per poll.
+    supervisor = gw._core._runtime.supervisor
+    assert supervisor is not None
+    polls, reads = backend.poller.polls, supervisor.hearing.remote_reads
+    assert transport.commands_run == 1 + len(jobs) + polls + reads
+    assert reads <= 2 * polls + 1, (reads, polls)
 
 
 # -- a gateway restart ------------------------------------------------------------------------

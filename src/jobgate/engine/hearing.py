@@ -45,6 +45,9 @@ class Hearing:
         self.listener = Listener()
         self.values: dict[str, dict[str, Any]] = {}  # job id -> its @var values heard
         self._one_look: asyncio.Lock | None = None  # made on the loop, at first use
+        self._ending: list[tuple[JobRecord, asyncio.Future[None]]] = []  # SSH: read together
+        self._tasks: set[asyncio.Future[None]] = set()
+        self.remote_reads = 0  # commands run to listen (tests check: never one per job)
         self._ended: dict[str, None] = {}  # the last ENDED_KEPT jobs whose last words were read
 
     async def run(self, dest: Destination) -> None:
@@ -62,16 +65,44 @@ class Hearing:
                 log.warning("listening to jobs of %s: %s", dest.name, exc)
 
     async def last_words(self, job: JobRecord) -> dict[str, Any]:
-        """What the job said since the last look, noted; and all its @var values."""
-        try:
-            self._add_notes(await self.look_all([job]))
-        except JobgateError as exc:
-            log.warning("the last words of %s: %s", job.id, exc)
+        """What the job said since the last look, noted; and all its @var values. Over
+        SSH the jobs that end together (one poll's reports) are read with one command."""
+        if self._backends.get(job.destination).destination.transport == "local":
+            await self._last_looks([job])
+        else:
+            done = asyncio.get_running_loop().create_future()
+            self._ending.append((job, done))
+            if len(self._ending) == 1:  # the first of this pass: read them all soon
+                asyncio.get_running_loop().call_soon(self._spawn_last_looks)
+            await done
         self.listener.forget(job.id)
         self._ended[job.id] = None  # a look already under way must not hear it again
         while len(self._ended) > ENDED_KEPT:
             del self._ended[next(iter(self._ended))]
         return self.values.pop(job.id, {})
+
+    def _spawn_last_looks(self) -> None:
+        batch, self._ending = self._ending, []
+        task = asyncio.ensure_future(self._last_looks([job for job, _ in batch]))  # noqa: RUF006 - kept in _tasks
+        self._tasks.add(task)
+
+        def _done(t: asyncio.Future[None]) -> None:
+            self._tasks.discard(t)
+            for _, waiting in batch:
+                if not waiting.done():
+                    waiting.set_result(None)
+
+        task.add_done_callback(_done)
+
+    async def _last_looks(self, jobs: list[JobRecord]) -> None:
+        by_dest: dict[str, list[JobRecord]] = {}
+        for job in jobs:
+            by_dest.setdefault(job.destination, []).append(job)
+        for group in by_dest.values():
+            try:
+                self._add_notes(await self.look_all(group))
+            except JobgateError as exc:
+                log.warning("the last words of %d jobs: %s", len(group), exc)
 
     async def look_all(self, jobs: list[JobRecord]) -> list[Note]:
         """What these jobs (of one destination) wrote since the last look, as notes. One
@@ -133,6 +164,7 @@ class Hearing:
                     f"echo {job.id}; if [ -f {q} ] && [ ! -L {q} ]; then tail -c +{at + 1} {q}"
                     f" | head -c {MAX_READ} | base64 | tr -d '\\n'; fi; echo"
                 )
+        self.remote_reads += 1
         result = await backend.transport.run(["sh"], input="\n".join(lines) + "\n")
         if result.returncode != 0:
             raise TransientError(f"listening on {backend.destination.name}: {result.stderr}")
