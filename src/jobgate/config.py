@@ -192,6 +192,7 @@ class QueueConfig(BaseModel):
     validator: str | None = None  # VALIDATOR JOB OUTPUT_DIR: exit 0 = valid
     poll_interval_s: float = Field(default=5.0, gt=0)
     max_job_bytes: int = Field(default=1 << 20, ge=1)
+    claim_timeout_s: float = Field(default=30.0, gt=0)  # a claim this old with no job: redone
     storage_options: dict[str, Any] = Field(default_factory=dict)  # fsspec's (S3: endpoint_url)
 
     @property

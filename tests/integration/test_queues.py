@@ -169,3 +169,51 @@ def test_each_file_runs_once_however_often_it_is_listed(queues: Queues, tmp_path
     queues.completed(queues.plain, 20)
     assert sorted(int(p.name) for p in marks.iterdir()) == list(range(20))
     assert all(p.read_text() == f"{p.name}\n" for p in marks.iterdir())  # once each
+
+
+@pytest.mark.postgres
+@pytest.mark.s3
+def test_two_gateways_one_killed_each_job_once(tmp_path: Path, home: Path) -> None:
+    """Two `jobgate serve` on one PostgreSQL share an S3 queue of 200 job files; one is
+    killed (-9) half way: every job ran exactly once and every completed/<id>/ is whole."""
+    from conftest import fresh_pg_database, pg_url
+
+    endpoint = service_env().get("JOBGATE_TEST_S3_ENDPOINT")
+    need(bool(endpoint), "no S3 test server (run scripts/s3-up.sh as root)")
+    import s3fs
+
+    fs = s3fs.S3FileSystem(endpoint_url=endpoint, key="testing", secret="testing")
+    bucket = f"jg-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(bucket)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    options = f'{{ endpoint_url = "{endpoint}", key = "testing", secret = "testing" }}'
+    toml = (
+        "[destinations.local]\ncapacity = 20\n"
+        f'[queues.shared]\nurl = "s3://{bucket}/q"\npoll_interval_s = 0.2\n'
+        f"claim_timeout_s = 2\nstorage_options = {options}\n"
+    )
+    env = serve_env(home, fresh_pg_database(pg_url()), tmp_path / "jobgate.toml", toml)
+    first, second = start_serve(env, "--no-api"), start_serve(env, "--no-api")
+    queues = Queues(env, fs, f"{bucket}/q", "")
+    files = []
+    for i in range(200):
+        files.append(tmp_path / "jobs" / f"j{i:03}.sh")
+        files[-1].parent.mkdir(exist_ok=True)
+        files[-1].write_text(f"#!/bin/sh\necho run >> {marks}/{i}\nsleep 0.2\n")
+    try:
+        assert queues.put("shared", *files).returncode == 0
+        queues.completed(queues.plain, 60)
+        first.kill()  # SIGKILL: no goodbye, claims and jobs in flight
+        first.wait()
+        done = queues.completed(queues.plain, 200)
+    finally:
+        second.stop()
+        if first.poll() is None:
+            first.kill()
+    assert sorted(int(p.name) for p in marks.iterdir()) == list(range(200))
+    assert {p.read_text() for p in marks.iterdir()} == {"run\n"}  # each exactly once
+    for path in done.values():
+        names = {p.rsplit("/", 1)[1] for p in fs.ls(path)}
+        assert {"logs", "status", "job"} <= names, (path, names)
+        assert queues.text(f"{path}/status") == "0\n"

@@ -22,7 +22,6 @@ from jobgate.service import JobService
 from jobgate.spec import JobRecord
 
 log = logging.getLogger(__name__)
-STALE_S = 30.0  # a claim this old without its job: its gateway died; taken up again
 VALIDATOR_TIMEOUT_S = 60.0
 
 
@@ -73,7 +72,7 @@ class Claims:
 
     def _take_up_stale(self) -> None:
         for item in self.service.queue_items.items_now(self.q.name, "claimed"):
-            if time.time() - item.claimed_at > STALE_S:
+            if time.time() - item.claimed_at > self.q.claim_timeout_s:
                 self._take(item.key, item.version, f"{self.root}/pending/{item.key}")
 
     def _submit(self, key: str, data: bytes, idem: str) -> JobRecord:
