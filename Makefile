@@ -1,6 +1,6 @@
 # The two commands a newcomer needs:
 #   make run    set up and start jobgate on its embedded default (SQLite + the local destination)
-#   make test   set up everything the tests need (PostgreSQL, Slurm + PBS wrappers, sshd) and run them all
+#   make test   set up everything the tests need (PostgreSQL, Slurm + PBS wrappers, sshd, S3) and run them all
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,7 +24,7 @@ run: $(STAMP)
 # that need them skip with the reason; CI sets JOBGATE_REQUIRE_SERVICES=1 to fail instead.
 services:
 	@if [ "$$(id -u)" = 0 ]; then scripts/services-up.sh; \
-	else echo "make: not root: PostgreSQL/Slurm/sshd not started; their tests will skip"; fi
+	else echo "make: not root: PostgreSQL/Slurm/sshd/S3 not started; their tests will skip"; fi
 
 services-down:
 	scripts/services-down.sh

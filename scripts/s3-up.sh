@@ -15,7 +15,8 @@ SERVER=$HERE/../.venv/bin/moto_server
 [ -x "$SERVER" ] || die "no $SERVER: install the dev dependencies first (make installs them)"
 mkdir -p "$JG_RUN" "$JG_VAR"
 
-answers() { curl -fsS -o /dev/null "http://127.0.0.1:$PORT/moto-api/" 2>/dev/null; }
+PY=$HERE/../.venv/bin/python
+answers() { "$PY" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/moto-api/', timeout=2)" 2>/dev/null; }
 if ! answers; then
   if [ -s "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then kill "$(cat "$PIDFILE")" || true; fi
   nohup "$SERVER" -H 127.0.0.1 -p "$PORT" >"$JG_VAR/s3.log" 2>&1 &
