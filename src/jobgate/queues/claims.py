@@ -13,15 +13,18 @@ import shlex
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from jobgate.config import QueueConfig
 from jobgate.errors import JobgateError
 from jobgate.service import JobService
+from jobgate.service.queues import Item
 from jobgate.spec import JobRecord
 
 log = logging.getLogger(__name__)
+TAKERS = 8  # job files taken side by side in one pass
 VALIDATOR_TIMEOUT_S = 60.0
 
 
@@ -41,23 +44,23 @@ class Claims:
             entries = []
         keys = [(posixpath.basename(e["name"]), _version(e)) for e in entries]
         taken = self.service.queue_items.claimed_now(self.q.name, keys)
-        done = 0
+        mine = []
         for entry, (key, version) in zip(entries, keys, strict=True):
             if (key, version) in taken or key.startswith("."):
                 continue
-            if self.service.queue_items.claim_now(self.q.name, key, version):
-                self._take(key, version, entry["name"])
-                done += 1
+            item = self.service.queue_items.claim_now(self.q.name, key, version)
+            if item is not None:
+                mine.append((item, entry["name"]))
+        # Each is a read, a submission and a delete, mostly waiting on the store and the
+        # object store: side by side.
+        with ThreadPoolExecutor(TAKERS, thread_name_prefix=f"jobgate-queue-{self.q.name}") as pool:
+            list(pool.map(lambda claimed: self._take(*claimed), mine))
         self._take_up_stale()
-        return done
+        return len(mine)
 
-    def _take(self, key: str, version: str, path: str) -> None:
-        item = next(
-            i
-            for i in self.service.queue_items.items_now(self.q.name, "claimed")
-            if (i.key, i.version) == (key, version)
-        )
-        idem = _idempotency_key(self.q.name, key, version)
+    def _take(self, item: Item, path: str) -> None:
+        key = item.key
+        idem = _idempotency_key(self.q.name, key, item.version)
         try:
             data = self.fs.cat_file(path)
         except FileNotFoundError:  # removed after its job was made: find that job
@@ -73,7 +76,7 @@ class Claims:
     def _take_up_stale(self) -> None:
         for item in self.service.queue_items.items_now(self.q.name, "claimed"):
             if time.time() - item.claimed_at > self.q.claim_timeout_s:
-                self._take(item.key, item.version, f"{self.root}/pending/{item.key}")
+                self._take(item, f"{self.root}/pending/{item.key}")
 
     def _submit(self, key: str, data: bytes, idem: str) -> JobRecord:
         spec = self._spec(key, data, idem)

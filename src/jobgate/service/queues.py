@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import builtins
+import time
 
 from jobgate.spec import JobRecord
 from jobgate.store import AsyncStore
@@ -19,8 +20,11 @@ class QueueItems:
 
     # Blocking, thread-safe: the queue door works in a thread beside its file system.
 
-    def claim_now(self, queue: str, key: str, version: str) -> bool:
-        return claim(self._store, queue, key, version, "")
+    def claim_now(self, queue: str, key: str, version: str) -> Item | None:
+        """The claim, if this call made it (None: another gateway's)."""
+        if not claim(self._store, queue, key, version, ""):
+            return None
+        return Item(queue, key, version, "", "claimed", time.time())
 
     def claimed_now(self, queue: str, keys: builtins.list[tuple[str, str]]) -> set[tuple[str, str]]:
         return claimed(self._store, queue, keys)
