@@ -48,15 +48,16 @@ def fresh_db(base: str) -> str:
     return base.rsplit("/", 1)[0] + "/" + name
 
 
-def serve(env: dict[str, str]) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [JOBGATE, "serve", "--no-api"], env=env, stderr=subprocess.PIPE, text=True
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if " running: " in line:
-            return proc
-    raise SystemExit(f"jobgate serve did not start: exit {proc.wait()}")
+def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A `jobgate serve` logging to a file (a pipe nobody reads would stall it)."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen([JOBGATE, "serve", "--no-api"], env=env, stderr=out)
+    deadline = time.time() + 60
+    while " running: " not in log.read_text():
+        if proc.poll() is not None or time.time() > deadline:
+            raise SystemExit(f"jobgate serve did not start:\n{log.read_text()}")
+        time.sleep(0.05)
+    return proc
 
 
 def one_round(n: int, gateways: int, svc: dict[str, str]) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def one_round(n: int, gateways: int, svc: dict[str, str]) -> dict[str, Any]:
             "JOBGATE_DATABASE_URL": url,
             "JOBGATE_CONFIG": str(config),
         }
-        procs = [serve(env) for _ in range(gateways)]
+        procs = [serve(env, Path(tmp, f"serve{i}.log")) for i in range(gateways)]
         try:
             put_at: dict[str, float] = {}
             t0 = time.time()
