@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -152,15 +153,18 @@ def test_multipart_submit_stages_the_uploaded_files(server: Server) -> None:
         ({"spec": '{"script": "true", "input_files": [{"source": "/etc/passwd"}]}'}, [], "spec"),
         ({"spec": '{"script": 7}'}, [], "script"),
         ({"spec": '{"script": "true"}'}, [("files", ("../evil", b"x"))], "input_files.0.target"),
-        ({"spec": '{"script": "true"}'}, [("files", ("/etc/evil", b"x"))], "input_files.0.target"),
+        ({"spec": '{"script": "true"}'}, [("files", ("CANARY", b"x"))], "input_files.0.target"),
     ],
     ids=["no-spec", "bad-json", "server-paths", "wrong-type", "dotdot-name", "absolute-name"],
 )
 def test_multipart_errors_name_the_field(
-    server: Server, data: dict[str, str], files: list[Any], field: str
+    server: Server, data: dict[str, str], files: list[Any], field: str, tmp_path: Path
 ) -> None:
+    canary = tmp_path / "canary"  # an absolute target: in a temporary folder, never the host's
+    files = [(k, (str(canary) if n == "CANARY" else n, b)) for k, (n, b) in files]
     res = server.client("alice").post("/jobs", data=data, files=files or {"": ("", b"")})
     is_problem(res, 422, field)
+    assert not canary.exists()
 
 
 def _raw_post(server: Server, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:

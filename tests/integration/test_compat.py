@@ -154,7 +154,9 @@ def test_joblauncher_owner_list_and_refusals(server: Server) -> None:
     outside = server.jobdirs / "bob"
     outside.mkdir()
     (server.jobdirs / "alice" / "link").symlink_to(outside)
-    (jobdir / "secret").symlink_to("/etc/passwd")
+    canary = server.jobdirs.parent / "canary"  # outside every user's area; never a host file
+    canary.write_text("canary\n")
+    (jobdir / "secret").symlink_to(canary)
     cases: list[tuple[dict[str, Any], str]] = [
         ({"jobdir": str(outside)}, "jobdir"),  # bob's root, not alice's
         ({"jobdir": str(server.jobdirs / "alice" / "link")}, "jobdir"),  # leads out
@@ -162,9 +164,9 @@ def test_joblauncher_owner_list_and_refusals(server: Server) -> None:
         ({"jobdir": "relative/dir"}, "jobdir"),
         ({"jobdir": str(jobdir / "nope")}, "jobdir"),
         ({"prestaged": ["in.txt", "missing"]}, "prestaged.1"),
-        ({"prestaged": ["/etc/passwd"]}, "prestaged.0"),  # joblauncher read any path
+        ({"prestaged": [str(canary)]}, "prestaged.0"),  # joblauncher read any path
         ({"poststaged": ["../escape"]}, "poststaged.0"),
-        ({"stdout": "/tmp/out"}, "stdout"),
+        ({"stdout": str(server.jobdirs.parent / "written")}, "stdout"),
         ({"launcher": "nowhere"}, "launcher"),
         ({"status_callback_url": "ftp://x"}, "status_callback_url"),
         ({"max_time": 0}, "max_time"),
@@ -175,6 +177,7 @@ def test_joblauncher_owner_list_and_refusals(server: Server) -> None:
     for bad, name in cases:
         body = problem(alice.post(f"{JL}/job", json={**request, **bad}), 422, name)
         assert body["detail"], body
+    assert not (server.jobdirs.parent / "written").exists()  # refused: nothing ran
 
 
 def test_joblauncher_needs_a_destination_sharing_files(tmp_path: Path) -> None:
