@@ -26,6 +26,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from api_throughput import fresh_pg_database  # bench/ is on the path: run as a script
+
 SERVICES = Path("/var/lib/jobgate-test/services.env")
 JOBGATE = str(Path(sys.executable).with_name("jobgate"))
 
@@ -37,15 +39,6 @@ def services() -> dict[str, str]:
         if "=" in line and not line.startswith("#")
     )
     return {k: v.strip('"') for k, v in env.items()}
-
-
-def fresh_db(base: str) -> str:
-    name = f"jg_bench_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return base.rsplit("/", 1)[0] + "/" + name
 
 
 def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -67,7 +60,7 @@ def one_round(n: int, gateways: int, svc: dict[str, str]) -> dict[str, Any]:
     fs = s3fs.S3FileSystem(endpoint_url=endpoint, key="testing", secret="testing")
     bucket = f"jg-bench-{uuid.uuid4().hex[:10]}"
     fs.mkdir(bucket)
-    url = fresh_db(svc["JOBGATE_TEST_PG_URL"])
+    url = fresh_pg_database(svc["JOBGATE_TEST_PG_URL"])
     with tempfile.TemporaryDirectory(prefix="jobgate-bench-") as tmp:
         config = Path(tmp, "jobgate.toml")
         config.write_text(

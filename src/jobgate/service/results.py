@@ -41,7 +41,7 @@ class ResultsService:
         except JobgateError as exc:  # the store is down: the job ends regardless
             log.warning("could not keep the results of %s: %s", record.id, exc)
 
-    async def parse(self, record: JobRecord, values: dict[str, Any] | None = None) -> Result | None:
+    async def parse(self, record: JobRecord, values: dict[str, Any] | None = None) -> None:
         """The job's results: what its type's parser read, with its @var values merged in
         (the parser's win: it read the job's files, the job only said)."""
         name = record.spec.job_type or ""
@@ -56,12 +56,9 @@ class ResultsService:
         except Exception as exc:  # the parser is the job type's code: its error is its own
             error = f"{type(exc).__name__}: {exc}"
         data = {**(values or {}), **data}
-        await self._db.write(put_result, self._db.sync, record.id, record.owner, name, data, error)
         message = f"results: parser failed: {error}" if error else f"results: {len(data)} values"
-        await self._db.write(
-            self._db.sync.add_events, [(record.id, "results", message, {"error": error})]
-        )
-        return await self.get(record.id)
+        result = (record.id, record.owner, name, data, error)
+        await self._db.write(put_result, self._db.sync, *result, message)
 
     async def _copy(self, record: JobRecord, into: Path) -> None:
         total = 0

@@ -12,6 +12,7 @@ from sqlalchemy import delete, insert, select
 
 from jobgate.spec import JobEvent, JobRecord
 from jobgate.states import JobState
+from jobgate.store.changes import add_events
 from jobgate.store.connections import Database
 from jobgate.store.rows import event_of, record_of
 from jobgate.store.tables import job_events, job_results, jobs
@@ -28,20 +29,29 @@ class Result:
 
 
 def put_result(
-    db: Database, job_id: str, owner: str, job_type: str, data: dict[str, Any], error: str | None
+    db: Database,
+    job_id: str,
+    owner: str,
+    job_type: str,
+    data: dict[str, Any],
+    error: str | None,
+    message: str,
 ) -> None:
-    """The job's result (replacing one parsed before: a parser may run again)."""
+    """The job's result (replacing one parsed before: a parser may run again), and its
+    `results` event saying so, in one transaction."""
+    now = time.time()
     row = {
         "job_id": job_id,
         "owner": owner,
         "job_type": job_type,
         "data": json.dumps(data, default=str),
         "error": error,
-        "created_at": time.time(),
+        "created_at": now,
     }
     with db.writing() as conn:
         conn.execute(delete(job_results).where(job_results.c.job_id == job_id))
         conn.execute(insert(job_results).values(row))
+        add_events(conn, [(job_id, "results", message, {"error": error})], now)
 
 
 def get_result(db: Database, job_id: str) -> Result | None:
