@@ -22,7 +22,7 @@ run: $(STAMP)
 
 # Services need root (packages, daemons). Without root they are not started and the tests
 # that need them skip with the reason; CI sets JOBGATE_REQUIRE_SERVICES=1 to fail instead.
-services:
+services: $(STAMP)  # the S3 server (moto) comes from the dev dependencies
 	@if [ "$$(id -u)" = 0 ]; then scripts/services-up.sh; \
 	else echo "make: not root: PostgreSQL/Slurm/sshd/S3 not started; their tests will skip"; fi
 

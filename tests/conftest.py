@@ -236,3 +236,12 @@ def peak_overlap(spans: Path) -> int:
 
 def which(cmd: str) -> bool:
     return shutil.which(cmd) is not None
+
+
+def install_entry_points(folder: Path, dist: str, entry_points: str) -> None:
+    """A package `dist` installed in `folder` (put it on sys.path or PYTHONPATH) whose
+    entry_points.txt is `entry_points`: how a site registers its job types and hooks."""
+    info = folder / f"{dist}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(entry_points)

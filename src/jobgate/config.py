@@ -32,6 +32,31 @@ from jobgate.units import parse_walltime
 SchedulerName = Literal["local", "process", "slurm", "pbs"]
 
 
+class Hooks(BaseModel):
+    """`[destinations.NAME.hooks]`: the site's say on every job sent to the destination,
+    from any door (docs/queues.md#hooks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    validator: str | None = None  # on the gateway's host: VALIDATOR JOB OUTPUT_DIR, 0 = valid
+    runner: str | None = None  # on the job's host, instead: RUNNER JOB OUTPUT_DIR ROLE CLUSTER
+    # Entry point names (group `jobgate.hooks`) or "module:function": validate(spec) -> reason
+    python: list[str] = Field(default_factory=list)
+    role: str = "compute"  # the runner's third argument
+    cluster: str | None = None  # its fourth (default: the destination's name)
+
+    @field_validator("validator", "runner")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or any(c in v for c in "\t\n\0")):
+            raise ValueError(f"{v!r} must be an absolute path")
+        return v
+
+    @property
+    def any(self) -> bool:
+        return bool(self.validator or self.python)
+
+
 class Destination(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +96,7 @@ class Destination(BaseModel):
     run_as_users: dict[str, str] = Field(default_factory=dict)
     # A scheduler command as this site runs it: {"sbatch" = "/opt/slurm/bin/sbatch"}.
     commands: dict[str, str] = Field(default_factory=dict)
+    hooks: Hooks = Field(default_factory=Hooks)
 
     @model_validator(mode="before")
     @classmethod

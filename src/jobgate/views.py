@@ -6,7 +6,7 @@ the REST door render a job the same way without importing each other. Internal f
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -144,3 +144,26 @@ class ResultOut(BaseModel):
             error=result.error,
             created_at=datetime.fromtimestamp(result.created_at, UTC),
         )
+
+
+def store_filters(
+    *,
+    state: Iterable[JobState | str] | JobState | str | None = None,
+    destination: str | None = None,
+    label: dict[str, str] | None = None,
+    owner: str | None = None,
+    name: str | None = None,
+    since: datetime | None = None,
+) -> dict[str, Any]:
+    """The store's filters from a door's: states checked, times as timestamps."""
+    states = None
+    if state is not None:
+        states = parse_states([state] if isinstance(state, str) else list(state))
+    return {
+        "state": states,
+        "destination": destination,
+        "label": label,
+        "owner": owner,
+        "name": name,
+        "since": since.timestamp() if since else None,
+    }

@@ -18,7 +18,7 @@ import pytest
 from test_slurm import slurm_destination
 from test_ssh import open_remote, remote_dir, sshd
 
-from conftest import JOBGATE, make_config, need, slurm_answers
+from conftest import JOBGATE, install_entry_points, make_config, need, slurm_answers
 from jobgate import Gateway, JobState
 from jobgate.errors import ConflictError, SpecError
 from jobgate.sdk import Job
@@ -183,11 +183,8 @@ def test_entry_points_register_types(tmp_path: Path, monkeypatch: pytest.MonkeyP
     """An installed package names its types in the `jobgate.job_types` entry-point group."""
     from jobgate.service.jobtypes import JobTypes
 
-    dist = tmp_path / "labtypes-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: labtypes\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[jobgate.job_types]\nlab-echo = examples.jobtypes.echo\n"
+    install_entry_points(
+        tmp_path, "labtypes", "[jobgate.job_types]\nlab-echo = examples.jobtypes.echo\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     types = JobTypes({}, any_module=False)

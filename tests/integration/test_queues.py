@@ -29,6 +29,7 @@ class Queues:
     fs: Any  # the queues' file system (fsspec): a folder, or the S3 server
     plain: str  # a queue of job files run as they are
     alces: str  # <bucket>/customizer/default/job-queue.d/mycluster, with share/ hooks
+    norunner: str = ""  # a queue whose runner is missing
 
     def put(self, queue: str, *files: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -84,19 +85,28 @@ def queues(
     fs.makedirs(_path(f"{base}/customizer/default/share"), exist_ok=True)
     for hook in ("process-job", "validate-job"):
         fs.pipe_file(_path(f"{base}/customizer/default/share/{hook}"), (HOOKS / hook).read_bytes())
+    # Beside the good queues, one that cannot be listed: a folder under a plain file, or
+    # a bucket that does not exist (never made by the gateway).
+    (tmp_path / "a-file").write_text("not a folder\n")
+    broken = f"file://{tmp_path}/a-file/q" if base.startswith("file:") else "s3://no-such-bucket-jg"
     toml = (
         f'[queues.plain]\nurl = "{plain}"\nrole = "master"\ncluster = "c1"\n'
-        f"poll_interval_s = 0.2\nstorage_options = {options}\n"
+        f"poll_interval_s = 0.2\nmax_job_bytes = 1000\nstorage_options = {options}\n"
         f'[queues.alces]\nurl = "{alces}"\nrole = "slave"\npoll_interval_s = 0.2\n'
         f"storage_options = {options}\n"
+        f'[queues.norunner]\nurl = "{base}/norunner"\nrunner = "{tmp_path}/no-runner"\n'
+        f"poll_interval_s = 0.2\nstorage_options = {options}\n"
+        f'[queues.broken]\nurl = "{broken}"\npoll_interval_s = 0.2\nstorage_options = {options}\n'
     )
     env = serve_env(home, database_url, tmp_path / "jobgate.toml", toml)
     proc: ServeProcess = start_serve(env, "--no-api")
     try:
-        yield Queues(env, fs, _path(plain), _path(alces))
+        yield Queues(env, fs, _path(plain), _path(alces), _path(f"{base}/norunner"))
     finally:
         proc.stop()
     assert not proc.problems(), "".join(proc.log)
+    said = [line for line in proc.log if "queue broken" in line]
+    assert len(said) == 1 and ("no-such-bucket-jg" in said[0] or "a-file" in said[0]), said
 
 
 def _path(url: str) -> str:
@@ -147,7 +157,15 @@ def test_alces_runner_and_validator_found_by_themselves(queues: Queues, tmp_path
     assert queues.text(f"{refused}/logs") == ""
 
 
-@pytest.mark.parametrize(("content", "why"), [(b"", "the job file is empty")])
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"", "the job file is empty"),
+        (b"#!/bin/sh\n" + b"#" * 1000, "the job file has 1,010 bytes, over max_job_bytes 1,000"),
+        (b"\x00\x01\x02binary", "the job file is not executable: neither a script"),
+    ],
+    ids=["empty", "too-large", "not-executable"],
+)
 def test_bad_job_files_are_rejected_with_why(
     queues: Queues, tmp_path: Path, content: bytes, why: str
 ) -> None:
@@ -155,7 +173,26 @@ def test_bad_job_files_are_rejected_with_why(
     job.write_bytes(content)
     assert queues.put("plain", job).returncode == 0
     ((_, done),) = queues.completed(queues.plain, 1).items()
-    assert queues.text(f"{done}/status") == f"REJECTED: {why}\n"
+    assert queues.text(f"{done}/status").startswith(f"REJECTED: {why}")
+    assert queues.text(f"{done}/job").encode() == content  # kept as received
+    assert queues.text(f"{done}/logs") == ""  # never ran
+
+
+def test_a_missing_runner_rejects_its_jobs_and_other_queues_keep_going(
+    queues: Queues, tmp_path: Path
+) -> None:
+    job = tmp_path / "j.sh"
+    job.write_text("#!/bin/sh\necho ran\n")
+    assert queues.put("norunner", job).returncode == 0
+    assert queues.put("plain", job).returncode == 0
+    ((_, refused),) = queues.completed(queues.norunner, 1).items()
+    status = queues.text(f"{refused}/status")
+    assert (
+        status
+        == f"REJECTED: queue norunner: the hook {tmp_path}/no-runner is missing or not executable\n"
+    )
+    ((_, ran),) = queues.completed(queues.plain, 1).items()
+    assert queues.text(f"{ran}/logs") == "ran\n"  # the broken queue beside it changed nothing
 
 
 def test_each_file_runs_once_however_often_it_is_listed(queues: Queues, tmp_path: Path) -> None:

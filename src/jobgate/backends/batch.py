@@ -95,10 +95,12 @@ class BatchBackend(Backend):
         files, env = self.files(job), self.environment(job)
         extra = []
         if res.array:
-            body = render("_body.sh.j2", job, task_files(job, files), env, atomic_sidecar=True)
+            body = render("_body.sh.j2", job, task_files(job, files), env, self.destination.hooks)
             extra.append(Write(files.marker(TASK_TEMPLATE), body.encode()))
         context = self.scheduler.script_context(job, res, files)
-        wrapper = render(self.scheduler.template, job, files, env, **context)
+        wrapper = render(
+            self.scheduler.template, job, files, env, self.destination.hooks, **context
+        )
         await stage_in(self.transport, plan(job, files, wrapper, extra))
         argv = self._command(self.scheduler.submit_command(files.marker(WRAPPER), files))
         try:

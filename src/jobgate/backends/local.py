@@ -99,7 +99,9 @@ class LocalBackend(Backend):
         files, env, who = self.files(job), self.environment(job), run_as_of(self.destination, job)
         # The sidecar is read only after the pidfd says the wrapper exited: a plain write
         # suffices, and saves the `mv` process (a third of a short job's CPU here).
-        wrapper = render("local.sh.j2", job, files, env, atomic_sidecar=False)
+        wrapper = render(
+            "local.sh.j2", job, files, env, self.destination.hooks, atomic_sidecar=False
+        )
         stage_in_here(plan(job, files, wrapper))
         log = files.marker("jobgate.log")
         argv = ["/bin/sh", files.marker(WRAPPER)]  # dash on Debian: a third less CPU than bash

@@ -94,7 +94,10 @@ class ProcessBackend(Backend):
 
     async def submit(self, job: JobRecord) -> Submitted:
         files, env = self.files(job), self.environment(job)
-        await stage_in(self.transport, plan(job, files, render("process.sh.j2", job, files, env)))
+        await stage_in(
+            self.transport,
+            plan(job, files, render("process.sh.j2", job, files, env, self.destination.hooks)),
+        )
         workdir = files.workdir if files.own_workdir else ""
         launch = script_argv("launch", files.run_dir, workdir)
         result = await self.transport.run(clean_command(launch, env, self.destination))

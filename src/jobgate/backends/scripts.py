@@ -11,13 +11,19 @@ import jinja2
 
 from jobgate.backends.environment import JobEnvironment
 from jobgate.backends.layout import EXITCODE, JobFiles
+from jobgate.config import Hooks
 from jobgate.spec import JobRecord
 
 
-def user_command(job: JobRecord, files: JobFiles) -> str:
-    """The shell command that runs the user's script or executable."""
+def user_command(job: JobRecord, files: JobFiles, hooks: Hooks | None = None) -> str:
+    """The shell command that runs the user's script or executable; with a destination's
+    runner, the runner instead, given the job file, an output folder, role and cluster."""
     spec = job.spec
-    if spec.script is None:
+    if hooks is not None and hooks.runner is not None:
+        job_file = files.marker("script.sh") if spec.script is not None else spec.executable
+        cluster = hooks.cluster or job.destination
+        argv = [hooks.runner, job_file or "", "output", hooks.role, cluster]
+    elif spec.script is None:
         argv = [spec.executable or ""]
     else:
         # The script's interpreter, run as the kernel would run it (interpreter, its one
@@ -53,10 +59,15 @@ def _templates() -> jinja2.Environment:
 
 
 def render(
-    template: str, job: JobRecord, files: JobFiles, env: JobEnvironment, **extra: Any
+    template: str,
+    job: JobRecord,
+    files: JobFiles,
+    env: JobEnvironment,
+    hooks: Hooks | None = None,
+    **extra: Any,
 ) -> str:
     """Render a job script: `|q` shell-quotes every value that comes from the user; the
-    wrapper exports the job's environment (`env`)."""
+    wrapper exports the job's environment (`env`); `hooks`: the destination's (a runner)."""
     extra.setdefault("atomic_sidecar", True)  # rename into place: readers may look any time
     return (
         _templates()
@@ -65,7 +76,8 @@ def render(
             job=job,
             spec=job.spec,
             files=files,
-            command=user_command(job, files),
+            command=user_command(job, files, hooks),
+            runner=hooks.runner if hooks is not None else None,
             environment=list(env.values.items()),
             env_defaults=list(env.defaults.items()),
             exitcode=files.marker(EXITCODE),

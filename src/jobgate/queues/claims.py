@@ -8,10 +8,9 @@ from __future__ import annotations
 import getpass
 import hashlib
 import logging
+import os
 import posixpath
 import shlex
-import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,12 +19,12 @@ from typing import Any
 from jobgate.config import QueueConfig
 from jobgate.errors import JobgateError
 from jobgate.service import JobService
+from jobgate.service.hooks import run_validator
 from jobgate.service.queues import Item
 from jobgate.spec import JobRecord
 
 log = logging.getLogger(__name__)
 TAKERS = 8  # job files taken side by side in one pass
-VALIDATOR_TIMEOUT_S = 60.0
 
 
 class Claims:
@@ -40,7 +39,7 @@ class Claims:
         try:
             entries = [e for e in self.fs.ls(pending, detail=True) if e.get("type") == "file"]
         except FileNotFoundError:
-            self.fs.makedirs(pending, exist_ok=True)
+            self._make_pending(pending)
             entries = []
         keys = [(posixpath.basename(e["name"]), _version(e)) for e in entries]
         taken = self.service.queue_items.claimed_now(self.q.name, keys)
@@ -57,6 +56,17 @@ class Claims:
             list(pool.map(lambda claimed: self._take(*claimed), mine))
         self._take_up_stale()
         return len(mine)
+
+    def _make_pending(self, pending: str) -> None:
+        """A folder is made; an object store has no folders, but its bucket must exist
+        (never made here: a typo would make one)."""
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        if "file" in protocols or "local" in protocols:
+            self.fs.makedirs(pending, exist_ok=True)
+            return
+        bucket = self.root.split("/", 1)[0]
+        if not self.fs.exists(bucket):
+            raise JobgateError(f"{bucket} cannot be listed: no such bucket (or no access)")
 
     def _take(self, item: Item, path: str) -> None:
         key = item.key
@@ -79,17 +89,20 @@ class Claims:
                 self._take(item, f"{self.root}/pending/{item.key}")
 
     def _submit(self, key: str, data: bytes, idem: str) -> JobRecord:
-        spec = self._spec(key, data, idem)
-        refused = self._refusal(key, data)
+        try:
+            runner = self._hook(self.q.runner, "process-job")
+            refused = self._refusal(data, runner is not None)
+        except (OSError, JobgateError) as exc:  # a hook that is missing or unreadable
+            runner, refused = None, f"queue {self.q.name}: {exc}"
+        spec = self._spec(key, data, idem, runner)
         if refused is not None:
             return self.service.reject_now(spec, self.owner, refused)
         record, _ = self.service.submit_now(spec, self.owner)
         return record
 
-    def _spec(self, key: str, data: bytes, idem: str) -> dict[str, Any]:
+    def _spec(self, key: str, data: bytes, idem: str, runner: bytes | None) -> dict[str, Any]:
         role, cluster = shlex.quote(self.q.role), shlex.quote(self.q.cluster_name)
         inputs = [{"source": self.service.files.keep(data), "target": "job"}]
-        runner = self._hook(self.q.runner, "process-job")
         if runner is not None:
             inputs.append({"source": self.service.files.keep(runner), "target": "process-job"})
             run = "mkdir -p output && chmod +x ./process-job && exec ./process-job ./job output"
@@ -105,39 +118,22 @@ class Claims:
             "idempotency_key": idem,
         }
 
-    def _refusal(self, key: str, data: bytes) -> str | None:
-        """Why the job file may not run (None: it may): empty, too large, or what a
-        refusing validator printed."""
+    def _refusal(self, data: bytes, has_runner: bool) -> str | None:
+        """Why the job file may not run (None: it may): empty, too large, not something
+        to execute, or what a refusing validator printed."""
         if not data:
             return "the job file is empty"
         if len(data) > self.q.max_job_bytes:
             return (
                 f"the job file has {len(data):,} bytes, over max_job_bytes {self.q.max_job_bytes:,}"
             )
+        if not has_runner and not _executable(data):
+            return (
+                "the job file is not executable: neither a script (text, or a #! line) "
+                "nor a program (ELF); give it a #! line, or the queue a runner"
+            )
         validator = self._hook(self.q.validator, "validate-job")
-        if validator is None:
-            return None
-        with tempfile.TemporaryDirectory(prefix="jobgate-validate-") as tmp:
-            job, hook, out = Path(tmp, "job"), Path(tmp, "validate-job"), Path(tmp, "output")
-            job.write_bytes(data)
-            hook.write_bytes(validator)
-            hook.chmod(0o700)
-            out.mkdir()
-            try:
-                res = subprocess.run(
-                    [str(hook), str(job), str(out)],
-                    capture_output=True,
-                    text=True,
-                    timeout=VALIDATOR_TIMEOUT_S,
-                    cwd=tmp,
-                    check=False,
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                return f"the validator could not run: {exc}"
-        if res.returncode == 0:
-            return None
-        said = (res.stdout + res.stderr).strip()[-2000:]
-        return f"refused by the validator (exit {res.returncode}): {said}"
+        return None if validator is None else run_validator(validator, data)
 
     def _hook(self, named: str | None, alces: str) -> bytes | None:
         """A hook's bytes: a path on this host, a URL in the store, or (Alces' layout)
@@ -145,15 +141,20 @@ class Claims:
         if named is not None:
             if "://" in named:
                 return bytes(self.fs.cat_file(named.split("://", 1)[1]))
-            try:
-                return Path(named).read_bytes()
-            except OSError as exc:
-                raise JobgateError(f"queue {self.q.name}: hook {named}: {exc}") from None
+            path = Path(named)
+            if not os.access(path, os.X_OK):  # read it or not, it is not a runner to use
+                raise JobgateError(f"the hook {named} is missing or not executable")
+            return path.read_bytes()
         if "/job-queue.d/" in self.root:
             found = f"{self.root.split('/job-queue.d/')[0]}/share/{alces}"
             if self.fs.exists(found):
                 return bytes(self.fs.cat_file(found))
         return None
+
+
+def _executable(data: bytes) -> bool:
+    """What `exec ./job` can run: a #! script, an ELF program, or text (run by the shell)."""
+    return data.startswith((b"#!", b"\x7fELF")) or b"\0" not in data[:4096]
 
 
 def _version(entry: dict[str, Any]) -> str:

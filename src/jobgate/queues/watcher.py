@@ -40,6 +40,7 @@ class QueueWatcher:
 
     async def _watch(self, q: QueueConfig) -> None:
         claims: Claims | None = None
+        failing: str | None = None  # said once, not on every pass
         while True:
             try:
                 if claims is None:
@@ -48,7 +49,13 @@ class QueueWatcher:
                 await asyncio.to_thread(claims.poll)
                 await self._complete(claims)
             except Exception as exc:  # this queue only: the others keep being served
-                log.warning("queue %s (%s): %s", q.name, q.url, exc)
+                if f"{exc}" != failing:
+                    log.warning("queue %s (%s): %s", q.name, q.url, exc)
+                failing = f"{exc}"
+            else:
+                if failing is not None:
+                    log.warning("queue %s (%s): listed again", q.name, q.url)
+                failing = None
             await asyncio.sleep(q.poll_interval_s)
 
     async def _complete(self, claims: Claims) -> None:

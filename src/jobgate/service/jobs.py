@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import getpass
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from jobgate.service.accounts import AccountService
 from jobgate.service.callback_urls import CallbackUrls
 from jobgate.service.checks import absolute_inputs, check_spec
 from jobgate.service.files import FileService
+from jobgate.service.hooks import SiteHooks
 from jobgate.service.jobtypes import JobType, JobTypes
 from jobgate.service.jobtypes.build import expand
 from jobgate.service.paths import check_confined, user_roots
@@ -33,7 +34,7 @@ from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState, StopReason
 from jobgate.store import AsyncStore, Transition
 from jobgate.store.batching import Batcher
-from jobgate.views import parse_states
+from jobgate.views import store_filters as _filters
 
 _BEFORE_START = frozenset({JobState.NEW, JobState.QUEUED})
 
@@ -71,6 +72,7 @@ class JobService:
         limit = config.limits.max_body_mb * 1_000_000
         self.results = ResultsService(db, self.job_types, self.files, limit)
         self.queue_items = QueueItems(db)
+        self.hooks = SiteHooks(config)
 
     @property
     def supervising(self) -> bool:
@@ -80,6 +82,7 @@ class JobService:
         """Build every destination's backend: a configuration they refuse stops start-up."""
         for name in self.config.destinations:
             self._backends.get(name)
+        self.hooks.load()
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -123,17 +126,7 @@ class JobService:
         """A job refused before it ran (a queue's validator said no): stored REJECTED,
         with why; an earlier job with the same key instead, as for any submission."""
         record, created = self._new_now(spec, owner, None)
-        if not created:
-            return record
-        record = record.model_copy(
-            update={"state": JobState.REJECTED, "reason": reason, "queued_at": None}
-        )
-        try:
-            self._store.insert_jobs([(record, reason)])
-        except ConflictError:
-            return self._same_request(record.owner, record.spec) or record
-        self._inserted()
-        return record
+        return self._insert(_rejected(record, reason))[0] if created else record
 
     async def _new(
         self, spec: JobSpec | dict[str, Any], owner: str | None, area: Area | None
@@ -148,6 +141,8 @@ class JobService:
             if earlier is not None:
                 return earlier, False
         await self._callback_urls.check(record.spec.callback_url)
+        if self.hooks.any(record.destination):  # a site's process or code: off the loop
+            return await asyncio.to_thread(self._vetted, record), True
         return record, True
 
     def _new_now(
@@ -166,7 +161,12 @@ class JobService:
         if earlier is not None:
             return earlier, False
         self._callback_urls.check_now(spec.callback_url)
-        return self._prepare(spec, owner, area, job_type), True
+        return self._vetted(self._prepare(spec, owner, area, job_type)), True
+
+    def _vetted(self, record: JobRecord) -> JobRecord:
+        """The job, REJECTED with why if its destination's hooks refuse it."""
+        reason = self.hooks.refusal(record) if self.hooks.any(record.destination) else None
+        return record if reason is None else _rejected(record, reason)
 
     def _prepare(
         self,
@@ -370,27 +370,13 @@ class JobService:
 
 
 def _queued_message(record: JobRecord) -> str:
+    if record.state == JobState.REJECTED:
+        return record.reason or "rejected"
     return f"queued for {record.destination}"
 
 
-def _filters(
-    *,
-    state: Iterable[JobState | str] | JobState | str | None = None,
-    destination: str | None = None,
-    label: dict[str, str] | None = None,
-    owner: str | None = None,
-    name: str | None = None,
-    since: datetime | None = None,
-) -> dict[str, Any]:
-    """The store's filters from a door's: states checked, times as timestamps."""
-    states = None
-    if state is not None:
-        states = parse_states([state] if isinstance(state, str) else list(state))
-    return {
-        "state": states,
-        "destination": destination,
-        "label": label,
-        "owner": owner,
-        "name": name,
-        "since": since.timestamp() if since else None,
-    }
+def _rejected(record: JobRecord, reason: str) -> JobRecord:
+    """A job refused before it ran: stored REJECTED, with why."""
+    return record.model_copy(
+        update={"state": JobState.REJECTED, "reason": reason, "queued_at": None}
+    )
