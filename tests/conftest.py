@@ -14,6 +14,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ import pytest
 
 from jobgate import Gateway
 from jobgate.config import Config, Destination
+from jobgate.spec import JobRecord, JobSpec
+from jobgate.states import JobState
 
 SERVICES_ENV = Path("/var/lib/jobgate-test/services.env")
 
@@ -245,3 +248,16 @@ def install_entry_points(folder: Path, dist: str, entry_points: str) -> None:
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(entry_points)
+
+
+def a_record(state: JobState, **fields: Any) -> JobRecord:
+    """A job record for unit tests of what renders or maps one."""
+    base: dict[str, Any] = {
+        "id": "01M8Y1ECY17PHVSQGEVM8YCXER",
+        "name": None,
+        "owner": "me",
+        "destination": "d",
+        "spec": JobSpec(executable="/bin/true"),
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    return JobRecord(state=state, **{**base, **fields})

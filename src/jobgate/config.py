@@ -97,6 +97,12 @@ class Destination(BaseModel):
     # A scheduler command as this site runs it: {"sbatch" = "/opt/slurm/bin/sbatch"}.
     commands: dict[str, str] = Field(default_factory=dict)
     hooks: Hooks = Field(default_factory=Hooks)
+    # How a TES task's container `image` is run (docs/tes.md); "host": the command as is.
+    containers: Literal["host", "apptainer", "podman", "docker"] = "host"
+    # Its command instead, e.g. "apptainer exec --nv {binds} {env} {workdir} {image}"
+    container_command: str | None = None
+    # TES backend_parameters this destination takes (default: its scheduler's options).
+    tes_parameters: list[str] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -202,6 +208,18 @@ class Limits(BaseModel):
         return self.max_body_mb << 20
 
 
+class TesSettings(BaseModel):
+    """`[tes]`: the GA4GH TES door (docs/tes.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # URL schemes a task's inputs and outputs may name; file:// stays inside the user's
+    # work roots, http(s):// reaches only public hosts or allowed_hosts.
+    storage: list[str] = Field(default_factory=lambda: ["file", "s3", "http", "https"])
+    allowed_hosts: list[str] = Field(default_factory=list)  # as [callbacks] allowed_hosts
+    s3: dict[str, Any] = Field(default_factory=dict)  # fsspec's S3 options (endpoint_url, ...)
+
+
 class QueueConfig(BaseModel):
     """A drop-box queue (docs/queues.md): job files put in `<url>/pending/` run as jobs;
     their logs and exit status land in `<url>/completed/<job id>/`."""
@@ -246,6 +264,7 @@ class Config(BaseModel):
     # [gateway] any_job_module: API users may name any importable module as a job type
     any_job_module: bool = False
     queues: dict[str, QueueConfig] = Field(default_factory=dict)
+    tes: TesSettings = Field(default_factory=TesSettings)
 
     def destination(self, name: str | None) -> Destination:
         key = name or self.default_destination
@@ -329,6 +348,7 @@ def load_config(
         path=file,
         callbacks=callbacks,
         limits=limits,
+        tes=_table(TesSettings, raw.get("tes") or {}, "tes"),
     )
 
 

@@ -40,6 +40,7 @@ class Runtime:
         if self.supervisor is not None:
             self.supervisor.on_change = self._changed
             self.supervisor.finishing = self.service.results.finish  # job types' parsers
+            self.supervisor.finishes = self.service.results.finishes  # a door's (TES outputs)
         self._started = False
 
     def _changed(self, job_ids: builtins.list[str]) -> None:

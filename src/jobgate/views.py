@@ -154,6 +154,8 @@ def store_filters(
     owner: str | None = None,
     name: str | None = None,
     since: datetime | None = None,
+    name_prefix: str | None = None,
+    label_keys: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The store's filters from a door's: states checked, times as timestamps."""
     states = None
@@ -166,4 +168,6 @@ def store_filters(
         "owner": owner,
         "name": name,
         "since": since.timestamp() if since else None,
+        "name_prefix": name_prefix,
+        "label_keys": list(label_keys),
     }

@@ -279,3 +279,16 @@ def create_tokens(env: dict[str, str]) -> dict[str, str]:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+@contextlib.contextmanager
+def held_server(tmp: Path, database_url: str, config: str) -> Iterator[Server]:
+    """A server whose destination's one slot a job of bob's holds throughout: what a
+    fuzzer submits stays QUEUED and never runs (its scripts are random text)."""
+    with running_server(tmp, database_url, config) as srv:
+        gate = Gate(tmp / "hold")
+        holder = srv.submit("bob", script=gate.wait)["id"]
+        srv.wait_state("bob", holder, "RUNNING")
+        yield srv
+        assert srv.job("bob", holder)["state"] == "RUNNING"  # the slot stayed taken
+        gate.open()

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import schemathesis
 
-from api.conftest import Gate, Server, running_server
+from api.conftest import Server, held_server
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 TESTS = str(Path(__file__).parent.parent)  # where `api.test_schemathesis` imports from
@@ -65,14 +65,8 @@ def filter_case(context: schemathesis.HookContext, case: schemathesis.Case[Any])
 
 @pytest.fixture(scope="module")
 def fuzz_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("fuzz")
-    with running_server(tmp, database_url, CONFIG) as srv:
-        gate = Gate(tmp / "hold")
-        holder = srv.submit("bob", script=gate.wait)["id"]
-        srv.wait_state("bob", holder, "RUNNING")
+    with held_server(tmp_path_factory.mktemp("fuzz"), database_url, CONFIG) as srv:
         yield srv
-        assert srv.job("bob", holder)["state"] == "RUNNING"  # the slot stayed taken
-        gate.open()
 
 
 @pytest.mark.parametrize(

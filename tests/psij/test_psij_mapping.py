@@ -10,9 +10,10 @@ from typing import Any
 import psij
 import pytest
 
+from conftest import a_record
 from jobgate.psij.config import JobgateExecutorConfig, resolve
 from jobgate.psij.mapping import PSIJ_STATE, message, statuses, to_spec
-from jobgate.spec import JobRecord, JobSpec
+from jobgate.spec import JobRecord
 from jobgate.states import JobState
 
 
@@ -161,17 +162,7 @@ def test_launchers_pre_post_launch_and_an_empty_environment() -> None:
 
 
 def record(state: JobState, **kw: Any) -> JobRecord:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    return JobRecord(
-        id="J1",
-        name=None,
-        owner="me",
-        destination="d",
-        state=state,
-        spec=JobSpec(executable="/bin/true"),
-        created_at=now,
-        **kw,
-    )
+    return a_record(state, **{"id": "J1", **kw})
 
 
 def test_every_jobgate_state_has_a_psij_state() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from jobgate.api import docs, problems
+from jobgate.api import docs, problems, tes
 from jobgate.api.bodies import BodyGuard
 from jobgate.api.compat import cybergis, joblauncher
 from jobgate.api.deps import ApiContext
@@ -45,6 +45,7 @@ def create_app(service: JobService) -> FastAPI:
     compat = problems.responses(401, 404, 413, 422, 503)
     app.include_router(joblauncher.router, prefix="/compat/joblauncher", responses=compat)
     app.include_router(cybergis.router, prefix="/compat/cybergis", responses=compat)
+    tes.install(app, service)
     docs.install(app, f"{PREFIX}/openapi.json")
     _add_spec_schema(app)
     return app

@@ -10,6 +10,7 @@ Also here: the text check every JSON body gets (no NUL, no lone surrogate).
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -54,8 +55,8 @@ class BodyGuard:
         await refusal(scope, receive, send)
 
     async def _authenticated(self, headers: Headers) -> bool:
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and bool(token) and bool(await self.authenticate(token))
+        token = token_of(headers.get("authorization", ""))
+        return bool(token) and bool(await self.authenticate(token))
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         seen, started = 0, False
@@ -78,6 +79,20 @@ class BodyGuard:
         except TooLarge:  # the app answered 413 already (problems.py), unless it could not
             if not started:
                 await _too_large(limit)(scope, receive, send)
+
+
+def token_of(authorization: str) -> str:
+    """The token of an Authorization header: Bearer, or Basic with the token as password
+    (what TES clients can send); "" for anything else."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return ""
 
 
 def _too_large(limit: int) -> JSONResponse:

@@ -27,6 +27,7 @@ from jobgate.errors import (
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
+BAD_REQUEST_DOORS = ("/ga4gh/",)
 
 
 _UNPARSABLE = "There was an error parsing the body"
@@ -38,6 +39,7 @@ _WHEN = {
     404: "No such thing, or someone else's",
     409: "Conflicts with what is stored (an idempotency key used for another job)",
     413: "The request body is larger than the gateway takes (`limits.max_body_mb`)",
+    400: "Invalid input: `field` names it",
     422: "Invalid input: `field` names it",
     503: "The store or a scheduler is unavailable now: retry after `Retry-After` seconds",
 }
@@ -108,20 +110,22 @@ def _status(exc: JobgateError) -> tuple[int, str]:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(JobgateError)
-    async def _jobgate(_: Request, exc: JobgateError) -> JSONResponse:
+    async def _jobgate(request: Request, exc: JobgateError) -> JSONResponse:
         status, title = _status(exc)
+        if status == 422:
+            status = _invalid(request)
         extra: dict[str, Any] = {"field": exc.field} if isinstance(exc, SpecError) else {}
         return problem(status, title, str(exc), **extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
         return problem(
-            422,
+            _invalid(request),
             "Invalid request",
             f"{first['field']}: {first['message']}",
             field=first["field"],
@@ -132,7 +136,7 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _UNPARSABLE:  # FastAPI's, for bad JSON
             detail = "body: not valid for its Content-Type (JSON, form)"
-            return problem(422, "Invalid request", detail, field="body")
+            return problem(_invalid(request), "Invalid request", detail, field="body")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # RFC 9110: Allow lists them all, not the first route's
             headers["Allow"] = ", ".join(_allowed(request))
@@ -151,6 +155,11 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return problem(500, "Internal error", type(exc).__name__)
+
+
+def _invalid(request: Request) -> int:
+    """Invalid input: 422 (what it is), but 400 on doors whose standard says so (TES)."""
+    return 400 if request.url.path.startswith(BAD_REQUEST_DOORS) else 422
 
 
 def _allowed(request: Request) -> list[str]:

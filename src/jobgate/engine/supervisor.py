@@ -58,6 +58,7 @@ class Supervisor:
         # Awaited once a job's outputs are in, before its end state is written: a job
         # type's parser (jobgate.service.results), so a final job has its results.
         self.finishing: Callable[[JobRecord, dict[str, Any]], Awaitable[None]] | None = None
+        self.finishes: Callable[[JobRecord], bool] = lambda _job: False  # finishing, always
         # Transitions that did not take (the job had moved on, e.g. cancelled while a
         # report of it running was on its way): counted and logged with the job id.
         self.refused: Counter[str] = Counter()
@@ -239,7 +240,8 @@ class Supervisor:
     async def _ended(self, job: JobRecord, outcome: Outcome, fields: dict[str, Any]) -> None:
         """What the job said last is noted before its end (engine/hearing.py)."""
         values = await self.hearing.last_words(job)
-        if (job.spec.output_files or job.spec.job_type or values) and outcome.state != S.LOST:
+        wanted = job.spec.output_files or job.spec.job_type or values or self.finishes(job)
+        if wanted and outcome.state != S.LOST:
             self._queue(Transition(job.id, S.STAGING_OUT, data=outcome.data, fields=fields))
             await self._stage_out(job, outcome, values)
             return

@@ -31,10 +31,11 @@ def check_confined(spec: JobSpec, roots: Sequence[str]) -> None:
     for field in PATH_FIELDS:
         value = getattr(spec, field)
         if value is not None:
-            _check(field, value, roots)
+            check_path(field, value, roots)
 
 
-def _check(field: str, value: str, roots: Sequence[str]) -> None:
+def check_path(field: str, value: str, roots: Sequence[str]) -> None:
+    """SpecError naming `field` for a path outside the run directory and `roots`."""
     path = PurePosixPath(value)
     if ".." in path.parts:
         raise SpecError(field, f"{value!r}: '..' is not allowed in a job's paths")

@@ -10,7 +10,7 @@ import builtins
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from jobgate.errors import JobgateError
 from jobgate.service.files import FileService
@@ -23,17 +23,37 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 
 
+class Finisher(Protocol):
+    """A door's work when a job ends, before its final state: what it returns is kept
+    with the job's results."""
+
+    def wants(self, record: JobRecord, /) -> bool: ...
+
+    async def __call__(self, record: JobRecord, /) -> dict[str, Any]: ...
+
+
 class ResultsService:
     def __init__(self, db: AsyncStore, job_types: JobTypes, files: FileService, limit: int) -> None:
         self._db = db
         self._types = job_types
         self._files = files
         self._limit = limit  # bytes of a run directory copied for its parser
+        # A door's work at a job's end (TES writes outputs): what it returns joins the results.
+        self.finishers: list[Finisher] = []
+
+    def finishes(self, record: JobRecord) -> bool:
+        """Whether a door has work at this job's end (then it always gets `finish`)."""
+        return any(f.wants(record) for f in self.finishers)
 
     async def finish(self, record: JobRecord, values: dict[str, Any]) -> None:
         """A typed job (or one that said @var values) whose outputs are in, before its end
         state is written (the supervisor's `finishing`): whoever sees it final sees its
         results too."""
+        for finisher in (f for f in self.finishers if f.wants(record)):
+            try:
+                values = {**values, **await finisher(record)}
+            except Exception as exc:  # a door's code: the job ends regardless
+                log.warning("finishing %s: %s: %s", record.id, type(exc).__name__, exc)
         if record.spec.job_type is None and not values:
             return
         try:

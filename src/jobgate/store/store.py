@@ -317,6 +317,8 @@ def _conditions(
     owner: str | None = None,
     name: str | None = None,
     since: float | None = None,
+    name_prefix: str | None = None,
+    label_keys: Iterable[str] = (),
 ) -> builtins.list[Any]:
     states = [s.value for s in state] if state is not None else None
     conds = [
@@ -325,7 +327,10 @@ def _conditions(
         jobs.c.owner == owner if owner else None,
         jobs.c.name == name if name else None,
         jobs.c.created_at >= since if since is not None else None,
+        jobs.c.name.startswith(name_prefix, autoescape=True) if name_prefix else None,
     ]
+    for key in label_keys:  # the label, whatever its value
+        conds.append(jobs.c.id.in_(select(job_labels.c.job_id).where(job_labels.c.key == key)))
     for key, value in (label or {}).items():
         sub = select(job_labels.c.job_id).where(
             job_labels.c.key == key, job_labels.c.value == value
