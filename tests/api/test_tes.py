@@ -20,6 +20,7 @@ import tes
 
 from api.conftest import CONFIG, Server, is_problem, running_server
 from conftest import need, service_env, slurm_answers
+from integration.test_callbacks import Receiver
 
 DESTINATIONS = ["local", pytest.param("slurm", marks=pytest.mark.slurm)]
 
@@ -45,6 +46,7 @@ def tes_server(
         f"{slurm}"
         f'work_roots = ["{tmp}/areas/{{user}}"]\n'
         f"\n[tes]\ns3 = {{ {options} }}\n"
+        '\n[callbacks]\nallowed_hosts = ["127.0.0.1"]\n'
     )
     with running_server(tmp, database_url, config) as srv:
         yield srv
@@ -135,7 +137,9 @@ def test_two_executors_inputs_and_outputs(
     minimal = httpx.get(
         f"{tes_server.base_url}/ga4gh/tes/v1/tasks/{task_id}", headers=tes_server.auth("alice")
     ).json()
-    assert minimal == {"id": task_id, "state": "COMPLETE"}
+    assert minimal == {"id": task_id, "state": "COMPLETE"}  # the default view, and only that
+    seen = client.get_task(task_id, view="MINIMAL")
+    assert (seen.id, seen.state, seen.executors, seen.logs) == (task_id, "COMPLETE", None, None)
     typed = pydantic_tes(tes_server, "alice").get_task(task_id, view="FULL")
     assert typed.state == pm.TesState.COMPLETE and typed.logs[0].logs[1].exit_code == 0
 
@@ -255,3 +259,23 @@ def test_bad_tasks_are_400_naming_the_field(tes_server: Server, tmp_path: Path) 
     full = httpx.get(f"{api}/{loose.json()['id']}", params={"view": "FULL"}, headers=auth).json()
     assert any("'colour' ignored" in line for line in full["logs"][0]["system_logs"])
     assert httpx.get(api, headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_a_callback_tag_saves_polling(tes_server: Server) -> None:
+    """Beyond the spec: a task tagged jobgate_callback_url is called back as it changes."""
+    receiver = Receiver()
+    try:
+        url = f"http://127.0.0.1:{receiver.port}/done"
+        task = tes.Task(
+            tags={"jobgate_callback_url": url},
+            executors=[tes.Executor(image="x", command=["true"])],
+        )
+        task_id = py_tes(tes_server, "alice").create_task(task)
+
+        def ended(got: list[Any]) -> bool:
+            return any(b'"COMPLETED"' in r.body for r in got)
+
+        got = receiver.wait_for(ended, timeout=60)
+        assert ended(got) and all(task_id.encode() in r.body for r in got)
+    finally:
+        receiver.close()

@@ -47,6 +47,7 @@ class Receiver:
         self.requests: list[Received] = []  # those answered 204
         self.refused: list[Received] = []  # those answered 503 (the first `fail_first`)
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,6 +57,7 @@ class Receiver:
                 with receiver._lock:
                     fail = len(receiver.refused) < fail_first
                     (receiver.refused if fail else receiver.requests).append(got)
+                    receiver._arrived.notify_all()
                 self.send_response(503 if fail else 204)
                 self.end_headers()
 
@@ -68,6 +70,12 @@ class Receiver:
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+
+    def wait_for(self, done: Callable[[list[Received]], bool], timeout: float) -> list[Received]:
+        """The requests answered 204, once `done(them)` holds (woken by each arrival)."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: done(self.requests), timeout)
+            return list(self.requests)
 
     def close(self) -> None:
         self._server.shutdown()
