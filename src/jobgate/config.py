@@ -22,8 +22,9 @@ from pydantic import (
     model_validator,
 )
 
-from jobgate.errors import ConfigError, SpecError
-from jobgate.spec import Resources, spec_error
+from jobgate.errors import ConfigError, SpecError, spec_error
+from jobgate.policies import Retry
+from jobgate.spec import Resources
 from jobgate.units import parse_walltime
 
 # local: detached processes on this host, watched through pidfds; process: detached
@@ -97,6 +98,7 @@ class Destination(BaseModel):
     # A scheduler command as this site runs it: {"sbatch" = "/opt/slurm/bin/sbatch"}.
     commands: dict[str, str] = Field(default_factory=dict)
     hooks: Hooks = Field(default_factory=Hooks)
+    retry: Retry | None = None  # for jobs that give none, e.g. {max = 2} (NODE_FAIL, ...)
     # How a TES task's container `image` is run (docs/tes.md); "host": the command as is.
     containers: Literal["host", "apptainer", "podman", "docker"] = "host"
     # Its command instead, e.g. "apptainer exec --nv {binds} {env} {workdir} {image}"

@@ -9,6 +9,11 @@ translated into these at the boundary: the store's in `store/`, the transports' 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class JobgateError(Exception):
     """Base of every error jobgate raises."""
@@ -74,3 +79,14 @@ class SchedulerUnavailable(TransientError):
 
 class StoreUnavailable(TransientError):
     """The store is locked, read-only or unreachable: nothing was written; try again."""
+
+
+def spec_error(exc: ValidationError) -> SpecError:
+    """pydantic's first error as one SpecError naming the field."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "spec"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if ":" in message and err["type"] == "value_error" and field == "resources":
+        alias, _, rest = message.partition(":")  # an alias parse error: name the alias
+        field, message = f"resources.{alias}", rest.strip()
+    return SpecError(field, message)

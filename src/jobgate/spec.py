@@ -7,7 +7,7 @@ unit in the field name (`walltime_s`, `memory_mb`).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
@@ -21,7 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from jobgate.errors import SpecError
+from jobgate.errors import spec_error
+from jobgate.policies import Dependencies, Retry
 from jobgate.states import JobState, StopReason
 from jobgate.units import (
     MAX_COUNT,
@@ -267,6 +268,10 @@ class JobSpec(_Model):
         "gives the same job, with other params a 409",
         examples=["sweep-7"],
     )
+    depends_on: Dependencies | None = Field(
+        default=None, description="Jobs this one waits for, as sbatch's --dependency"
+    )
+    retry: Retry | None = Field(default=None, description="Run it again after such ends")
     callback_url: str | None = Field(
         default=None,
         pattern=r"^https?://\S+$",
@@ -349,16 +354,6 @@ class JobSpec(_Model):
             raise spec_error(exc) from None
 
 
-def spec_error(exc: ValidationError) -> SpecError:
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "spec"
-    message = str(err["msg"]).removeprefix("Value error, ")
-    if ":" in message and err["type"] == "value_error" and field == "resources":
-        alias, _, rest = message.partition(":")  # an alias parse error: name the alias
-        field, message = f"resources.{alias}", rest.strip()
-    return SpecError(field, message)
-
-
 class JobRecord(BaseModel):
     """A job as stored: its spec plus everything the gateway learned about it."""
 
@@ -370,6 +365,10 @@ class JobRecord(BaseModel):
     native_id: str | None = None
     exit_code: int | None = None
     reason: str | None = None
+    reason_code: str | None = None  # states.ReasonCode: why it ended, for programs
+    native_state: str | None = None  # the scheduler's last word on it (OUT_OF_MEMORY, ...)
+    pending_reason: str | None = None  # why the scheduler keeps it waiting (BeginTime, ...)
+    attempt: int = 1  # retried: the attempt it is on
     host: str | None = None
     run_dir: str | None = None  # absolute, as the destination sees it; None until known
     labels: dict[str, str] = Field(default_factory=dict)
@@ -391,7 +390,3 @@ class JobEvent(BaseModel):
     type: str
     message: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
-
-
-def ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)

@@ -86,3 +86,47 @@ def sources(target: JobState) -> frozenset[JobState]:
 
 def can_move(source: JobState, target: JobState) -> bool:
     return target in TRANSITIONS[source]
+
+
+class ReasonCode(StrEnum):
+    """Why a job ended, for programs (the reason text is for people): retry it, or fix it.
+    None for a job that completed."""
+
+    EXIT_CODE = "EXIT_CODE"  # the job's command failed: its exit code says how
+    TIMEOUT = "TIMEOUT"  # walltime (or Slurm's --deadline) reached
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    NODE_FAIL = "NODE_FAIL"  # a node failed (or failed to boot) under it
+    PREEMPTED = "PREEMPTED"
+    CANCELLED = "CANCELLED"  # on request, or by the scheduler or an administrator
+    SUBMIT_ERROR = "SUBMIT_ERROR"  # it never reached the scheduler
+    STAGING_ERROR = "STAGING_ERROR"  # its files could not be brought back
+    LOST = "LOST"  # the scheduler forgot it, with no exit code and no accounting
+    REJECTED = "REJECTED"  # refused before it ran (a site's hook, a queue's validator)
+    DEPENDENCY_NEVER_SATISFIED = "DEPENDENCY_NEVER_SATISFIED"
+
+
+# Schedulers' end states that say more than FAILED (Slurm's; PBS's exit statuses map here).
+NATIVE_CODES = {
+    "OUT_OF_MEMORY": ReasonCode.OUT_OF_MEMORY,
+    "NODE_FAIL": ReasonCode.NODE_FAIL,
+    "BOOT_FAIL": ReasonCode.NODE_FAIL,
+    "PREEMPTED": ReasonCode.PREEMPTED,
+    "DEADLINE": ReasonCode.TIMEOUT,
+}
+_BY_STATE = {
+    JobState.TIMEOUT: ReasonCode.TIMEOUT,
+    JobState.CANCELLED: ReasonCode.CANCELLED,
+    JobState.REJECTED: ReasonCode.REJECTED,
+    JobState.LOST: ReasonCode.LOST,
+}
+
+
+def reason_code(state: JobState, native_state: str | None, exit_code: int | None) -> str | None:
+    """The code of an end the caller did not name one for."""
+    if state == JobState.COMPLETED:
+        return None
+    if native_state in NATIVE_CODES:
+        return NATIVE_CODES[native_state].value
+    if state in _BY_STATE:
+        return _BY_STATE[state].value
+    return ReasonCode.EXIT_CODE.value if exit_code is not None else ReasonCode.SUBMIT_ERROR.value

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 
 _UNITS_MB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 # Bounds on what a job may ask for: far past any real machine, well within every
@@ -90,3 +91,8 @@ def parse_memory(value: str | int | float) -> int:
 def format_walltime(seconds: int) -> str:
     """HH:MM:SS with hours unbounded: what both sbatch and qsub accept."""
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def ts(value: float | None) -> datetime | None:
+    """A stored time (epoch seconds) as a datetime in UTC."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)

@@ -30,6 +30,15 @@ class JobOut(BaseModel):
     native_id: str | None
     exit_code: int | None
     reason: str | None
+    reason_code: str | None = Field(
+        default=None,
+        description="Why it ended, for programs: EXIT_CODE, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, "
+        "PREEMPTED, CANCELLED, SUBMIT_ERROR, STAGING_ERROR, LOST, REJECTED, "
+        "DEPENDENCY_NEVER_SATISFIED (None: it completed, or has not ended)",
+    )
+    native_state: str | None = Field(
+        default=None, description="The scheduler's own word for its end (Slurm's OUT_OF_MEMORY)"
+    )
     host: str | None
     run_dir: str | None = Field(
         default=None, description="The job's run directory, as its destination sees it"

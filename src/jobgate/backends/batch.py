@@ -202,7 +202,11 @@ class BatchBackend(Backend):
         unresolved = []
         for t in tracked:
             was_running = t.running
-            units = t.merge(statuses.get(t.native_id), now)
+            st = statuses.get(t.native_id)
+            units = t.merge(st, now)
+            if st is not None and not t.running and st.reason and st.reason != t.pending_reason:
+                t.pending_reason = st.reason  # said once per change, not once per poll
+                self.sink.note(t.job.id, "pending_reason", st.reason)
             if t.running and not was_running:
                 self.sink.report(t.job, Outcome(JobState.RUNNING, host=t.host))
                 self.poller.changed()

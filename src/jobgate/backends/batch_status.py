@@ -90,6 +90,7 @@ class Tracked:
     running: bool = False
     stop_reason: StopReason | None = None
     host: str | None = None
+    pending_reason: str | None = None  # the scheduler's, as last reported
     missing_since: float | None = None
     done: dict[Unit, NativeStatus] = field(default_factory=dict)  # final: never asked again
     said: dict[Unit, NativeStatus] = field(default_factory=dict)  # ended; how or code unknown

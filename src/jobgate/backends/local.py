@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import posixpath
+import resource
 import signal
 import socket
 import time
@@ -80,6 +81,12 @@ class LocalBackend(Backend):
         self._watches: dict[str, _Watch] = {}
         self._stop_reasons: dict[str, StopReason] = {}
         self._pool = ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="jobgate-spawn")
+
+    async def start(self) -> None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # one pidfd per running job
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        await super().start()
 
     async def submit(self, job: JobRecord) -> Submitted:
         # posix_spawn suspends its thread until the child has exec'd (~1 ms here, more

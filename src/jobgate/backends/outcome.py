@@ -22,6 +22,19 @@ class Outcome:
     data: dict[str, Any] = field(default_factory=dict)
     ended_at: float | None = None  # when it ended, if that was before it was seen to end
 
+    def fields(self, reason: str | None, code: str | None = None) -> dict[str, Any]:
+        """The job's columns this says (the store names the reason code unless `code`)."""
+        out: dict[str, Any] = {"exit_code": self.exit_code, "reason": reason}
+        if self.native_state and self.state != JobState.RUNNING:
+            out["native_state"] = self.native_state[:32]
+        if code is not None:
+            out["reason_code"] = code
+        if self.host:
+            out["host"] = self.host
+        if self.ended_at is not None:  # it ended while no gateway watched
+            out["finished_at"] = self.ended_at
+        return out
+
 
 def signal_name(sig: int) -> str:
     try:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from jobgate.errors import SpecError
+from jobgate.policies import Dependencies
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,7 +68,6 @@ def _script(script: str) -> tuple[str, str | None]:
 # Reserved for dependencies and arrays task by task; until then, what works instead.
 _NOT_YET = {
     "array": "use resources.array in a spec (Python or the API)",
-    "dependency": "wait for the jobs first: jobgate wait ID... && jobgate submit ...",
 }
 
 
@@ -142,6 +142,11 @@ def spec_of(
     )
     if opts["name"]:
         spec["name"] = opts["name"]
+    if opts["dependency"]:
+        try:
+            spec["depends_on"] = Dependencies.parse_sbatch(opts["dependency"]).model_dump()
+        except ValueError as exc:
+            raise SpecError("dependency", str(exc)) from None
     return {k: v for k, v in spec.items() if v not in (None, [], {})}
 
 
@@ -167,7 +172,7 @@ def submit_options(f: F) -> F:
         click.option("--nodes", type=int),
         click.option("-n", "--tasks", type=int, help="Tasks (sbatch's --ntasks)."),
         click.option("-a", "--array", help="Not yet: arrays come with the workflow issue."),
-        click.option("--dependency", help="Not yet: dependencies come with the workflow issue."),
+        click.option("--dependency", help="afterok:ID[:ID],afterany:ID (as sbatch writes it)."),
         click.option("-p", "--partition", help="Partition or queue."),
         click.option("-A", "--account"),
         click.option("-e", "--env", multiple=True, help="K=V (repeatable)."),

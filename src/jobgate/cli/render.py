@@ -111,6 +111,7 @@ def job_detail(r: JobRecord, waiting: str | None = None) -> None:
         ("state", state_text(r.state)),
         ("exit code", "-" if r.exit_code is None else str(r.exit_code)),
         ("reason", r.reason or "-"),
+        ("reason code", r.reason_code or "-"),
         ("waiting", waiting or "-"),
         ("destination", r.destination),
         ("owner", r.owner),

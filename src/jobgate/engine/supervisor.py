@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import resource
 import socket
 import threading
 from collections import Counter
@@ -21,14 +20,16 @@ from typing import Any
 from jobgate.backends.base import SUBMIT_TRIED, Backend, Submitted
 from jobgate.backends.outcome import Outcome, ended
 from jobgate.config import Config, Destination
+from jobgate.engine.attempts import retry
 from jobgate.engine.backends import Backends
+from jobgate.engine.dependencies import settle
 from jobgate.engine.hearing import Hearing
 from jobgate.engine.janitor import SWEEP_S, sweep
 from jobgate.engine.liveness import live_gateways, recovery_notes
 from jobgate.errors import FatalError, JobgateError, TransientError
 from jobgate.ids import new_id
 from jobgate.spec import JobRecord
-from jobgate.states import FINAL_STATES, JobState
+from jobgate.states import FINAL_STATES, JobState, ReasonCode
 from jobgate.store import AsyncStore, Transition
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,6 @@ class Supervisor:
     # -- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        _raise_fd_limit()  # one pidfd per running local job
         self._wake = asyncio.Event()
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         await self.db.write(self.store.heartbeat, self.gateway_id, socket.gethostname())
@@ -122,6 +122,8 @@ class Supervisor:
             self._wake.clear()
             try:
                 more = False
+                if moves := await settle(self.db):  # jobs waiting on others: one query a pass
+                    self._applied(moves, await self.db.write(self.store.apply, moves))
                 for dest in self.config.destinations.values():
                     more |= await self._admit(dest)
                 # Other processes' cancels are looked for once a tick, ours at once.
@@ -227,11 +229,7 @@ class Supervisor:
 
     def report(self, job: JobRecord, outcome: Outcome) -> None:
         """Called by backends (in the loop) when a job starts running or ends."""
-        fields: dict[str, Any] = {"exit_code": outcome.exit_code, "reason": outcome.reason}
-        if outcome.host:
-            fields["host"] = outcome.host
-        if outcome.ended_at is not None:  # it ended while no gateway watched
-            fields["finished_at"] = outcome.ended_at
+        fields = outcome.fields(outcome.reason)
         if outcome.state == S.RUNNING:
             self._queue(Transition(job.id, S.RUNNING, data=outcome.data, fields=fields))
             return
@@ -245,7 +243,9 @@ class Supervisor:
             self._queue(Transition(job.id, S.STAGING_OUT, data=outcome.data, fields=fields))
             await self._stage_out(job, outcome, values)
             return
-        self._queue(Transition(job.id, outcome.state, outcome.reason or "", outcome.data, fields))
+        self._end(
+            Transition(job.id, outcome.state, outcome.reason or "", outcome.data, fields), job
+        )
 
     def _add_notes(self, notes: list[tuple[str, str, str, dict[str, Any]]]) -> None:
         self._notes.extend(notes)
@@ -256,7 +256,7 @@ class Supervisor:
     ) -> None:
         """Collect the outputs, through transient errors (backing off: the outputs of a job
         that is done must not be lost to a hiccup), then the end state."""
-        backend, delay = self.backends.get(job.destination), 1.0
+        backend, delay, code = self.backends.get(job.destination), 1.0, None
         while True:
             try:
                 missing = await backend.stage_out(job)
@@ -268,6 +268,7 @@ class Supervisor:
                 delay = min(delay * 2, RETRY_MAX_S)
             except JobgateError as exc:
                 missing, outcome = [], Outcome(S.FAILED, outcome.exit_code, f"stage out: {exc}")
+                code = ReasonCode.STAGING_ERROR.value
                 break
         if self.finishing is not None:
             await self.finishing(job, values or {})
@@ -277,10 +278,14 @@ class Supervisor:
             self.note(job.id, "warning", f"missing output files: {listed}")
             if state == S.COMPLETED:
                 state, reason = S.FAILED, f"missing output files: {listed}"
-        fields: dict[str, Any] = {"exit_code": outcome.exit_code, "reason": reason}
-        if outcome.ended_at is not None:
-            fields["finished_at"] = outcome.ended_at
-        self._queue(Transition(job.id, state, reason or "", fields=fields))
+                code = ReasonCode.STAGING_ERROR.value
+        fields = outcome.fields(reason, code)
+        self._end(Transition(job.id, state, reason or "", fields=fields), job)
+
+    def _end(self, final: Transition, job: JobRecord) -> None:
+        """The job's end, unless its retry policy runs it again (engine/attempts.py)."""
+        again = retry(job, self.config.destinations[job.destination], final.to, final.fields)
+        self._queue(again or final)
 
     def _queue(self, transition: Transition) -> None:
         self._pending.append(transition)
@@ -390,9 +395,3 @@ class Supervisor:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -15,8 +15,8 @@ from typing import Any
 import psij
 from pydantic import ValidationError
 
-from jobgate.errors import SpecError
-from jobgate.spec import JobRecord, JobSpec, Resources, spec_error
+from jobgate.errors import SpecError, spec_error
+from jobgate.spec import JobRecord, JobSpec, Resources
 from jobgate.states import JobState
 
 PSIJ_STATE: dict[JobState, psij.JobState] = {
@@ -98,6 +98,8 @@ def metadata(record: JobRecord) -> dict[str, object]:
         meta["scheduler_id"] = record.native_id  # the Slurm/PBS id or pid
     if record.host:
         meta["host"] = record.host
+    if record.reason_code:
+        meta["reason_code"] = record.reason_code  # retry it, or fix it
     return meta
 
 

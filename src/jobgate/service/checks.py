@@ -5,11 +5,12 @@ input files and interpreter on this host."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from jobgate.config import Destination
 from jobgate.errors import SpecError
-from jobgate.spec import JobSpec, Resources
+from jobgate.policies import KINDS, Dependencies
+from jobgate.spec import JobRecord, JobSpec, Resources
 from jobgate.units import format_walltime
 
 
@@ -76,3 +77,13 @@ def check_interpreter(spec: JobSpec) -> None:
     if interpreter.startswith("/") and not os.access(interpreter, os.X_OK):
         field = "script" if spec.script.startswith("#!") else "shebang"
         raise SpecError(field, f"line 1: #!{interpreter}: no such interpreter on this host")
+
+
+def check_dependencies(deps: Dependencies, owner: str, found: Sequence[JobRecord | None]) -> None:
+    """Each job waited for exists and is the owner's (a cycle cannot be made: what a job
+    waits for exists before it does)."""
+    mine = {r.id for r in found if r is not None and r.owner == owner}
+    for kind in KINDS:
+        for job_id in getattr(deps, kind):
+            if job_id not in mine:
+                raise SpecError(f"depends_on.{kind}", f"no job {job_id!r} of yours to wait for")

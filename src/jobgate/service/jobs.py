@@ -21,7 +21,7 @@ from jobgate.errors import ConflictError, InvalidTransition, NotFoundError, Spec
 from jobgate.ids import new_id
 from jobgate.service.accounts import AccountService
 from jobgate.service.callback_urls import CallbackUrls
-from jobgate.service.checks import absolute_inputs, check_spec
+from jobgate.service.checks import absolute_inputs, check_dependencies, check_spec
 from jobgate.service.files import FileService
 from jobgate.service.hooks import SiteHooks
 from jobgate.service.jobtypes import JobType, JobTypes
@@ -136,6 +136,8 @@ class JobService:
         if spec.job_type is not None:  # its builder writes files: off the loop
             return await asyncio.to_thread(self._new_now, spec, owner, area)
         record = self._prepare(spec, owner, area)
+        if spec.depends_on is not None:
+            await self._db.read(self._check_dependencies, record)
         if record.spec.idempotency_key:
             earlier = await self._db.read(self._same_request, record.owner, record.spec)
             if earlier is not None:
@@ -161,7 +163,14 @@ class JobService:
         if earlier is not None:
             return earlier, False
         self._callback_urls.check_now(spec.callback_url)
-        return self._vetted(self._prepare(spec, owner, area, job_type)), True
+        record = self._prepare(spec, owner, area, job_type)
+        self._check_dependencies(record)
+        return self._vetted(record), True
+
+    def _check_dependencies(self, record: JobRecord) -> None:
+        if record.spec.depends_on is not None:
+            ids = sorted(record.spec.depends_on.ids())
+            check_dependencies(record.spec.depends_on, record.owner, self._store.get_many(ids))
 
     def _vetted(self, record: JobRecord) -> JobRecord:
         """The job, REJECTED with why if its destination's hooks refuse it."""
@@ -194,13 +203,13 @@ class JobService:
             name=spec.name,
             owner=owner,
             destination=dest.name,
-            state=JobState.QUEUED,
+            state=JobState.NEW if spec.depends_on else JobState.QUEUED,  # NEW: waits on others
             run_dir=self._backends.get(dest.name).run_dir_of(job_id),
             labels=spec.labels,
             spec=spec,
             resources=resources,
             created_at=now,
-            queued_at=now,
+            queued_at=None if spec.depends_on else now,
         )
 
     def _insert(self, record: JobRecord) -> tuple[JobRecord, bool]:

@@ -80,7 +80,7 @@ class SystemService:
                 return f"gateway capacity: {active} of {dest.capacity} slots in use"
             return "waiting to be admitted"
         if job.state == JobState.SUBMITTED:
-            pending = job.backend_data.get("pending_reason")
+            pending = job.pending_reason
             return f"pending in the scheduler: {pending}" if pending else "pending in the scheduler"
         return None
 

@@ -16,9 +16,9 @@ from sqlalchemy import Connection, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobgate.errors import NotFoundError
-from jobgate.spec import ts
 from jobgate.store.store import Store
 from jobgate.store.tables import markers, tokens, users
+from jobgate.units import ts
 from jobgate.users import NewToken, TokenInfo, User
 
 TOKEN_PREFIX = "jg_"  # noqa: S105 - a prefix, not a secret

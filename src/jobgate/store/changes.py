@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Column, Connection, Float, Integer, Row
 
-from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, sources
+from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, reason_code, sources
 from jobgate.store.tables import job_events, job_labels, jobs
 
 TABLES = {t.name: t for t in (jobs, job_events, job_labels)}
@@ -86,6 +86,9 @@ def apply(conn: Connection, changes: Sequence[Transition], now: float) -> list[b
             values.setdefault(TIME_COLUMN[t.to], now)
         if t.to in FINAL_STATES:
             values.setdefault("finished_at", now)
+            code = reason_code(t.to, values.get("native_state"), values.get("exit_code"))
+            values.setdefault("reason_code", code)
+            values.setdefault("pending_reason", None)
         expect = t.expect if t.expect is not None else sources(t.to)
         ok = run(conn, _update(tuple(sorted(values)), expect), {**values, "_id": t.job_id})
         took.append(ok.rowcount == 1)
@@ -251,8 +254,9 @@ def claim(
         r[0]
         for r in run(
             conn,
-            "SELECT id FROM jobs WHERE destination = :d AND state = 'QUEUED' ORDER BY id LIMIT :n",
-            {"d": destination, "n": free},
+            "SELECT id FROM jobs WHERE destination = :d AND state = 'QUEUED' "
+            "AND (not_before IS NULL OR not_before <= :now) ORDER BY id LIMIT :n",
+            {"d": destination, "n": free, "now": now},
         )
     ]
     if not ids:

@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources, ts
+from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState, StopReason
+from jobgate.units import ts
 
 
 def event_of(row: Row[Any]) -> JobEvent:
@@ -34,6 +35,10 @@ def record_of(row: Row[Any], state: JobState | None = None) -> JobRecord:
         native_id=m["native_id"],
         exit_code=m["exit_code"],
         reason=m["reason"],
+        reason_code=m["reason_code"],
+        native_state=m["native_state"],
+        pending_reason=m["pending_reason"],
+        attempt=m["attempt"],
         host=m["host"],
         run_dir=m["run_dir"],
         labels=json.loads(m["labels"]),

@@ -34,12 +34,14 @@ from jobgate.errors import (
     NotFoundError,
 )
 from jobgate.spec import JobEvent, JobRecord, JobSpec
-from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, StopReason
+from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, StopReason, reason_code
 from jobgate.store import changes as changes_
 from jobgate.store.changes import Transition, dumps
 from jobgate.store.connections import Database
 from jobgate.store.rows import event_of, record_of, resources_json
 from jobgate.store.tables import gateways, job_events, job_labels, jobs
+
+PENDING_REASON = "pending_reason"  # a note of the scheduler's reason a job waits
 
 
 class Store(Database):
@@ -70,6 +72,8 @@ class Store(Database):
                     "created_at": now,
                     "queued_at": now if record.state == JobState.QUEUED else None,
                     "reason": record.reason,  # a job refused before it ran: why
+                    "reason_code": record.reason_code
+                    or (reason_code(record.state, None, None) if record.state.final else None),
                     "finished_at": now if record.state.final else None,
                     "updated_at": now,
                     "backend_data": "{}",
@@ -212,6 +216,13 @@ class Store(Database):
             now = time.time()
             took = changes_.apply(conn, changes, now)
             changes_.add_events(conn, notes, now)
+            for job_id, type_, message, _ in notes:
+                if type_ == PENDING_REASON:  # the job keeps it, as well as the event
+                    conn.execute(
+                        update(jobs)
+                        .where(jobs.c.id == job_id, jobs.c.state == JobState.SUBMITTED.value)
+                        .values(pending_reason=message[:200] or None)
+                    )
             return took
 
     def claim(

@@ -28,6 +28,14 @@ jobs = Table(
     Column("native_id", String(100)),
     Column("exit_code", Integer),
     Column("reason", Text),
+    # Why it ended, for programs (states.ReasonCode), and the scheduler's own word for it;
+    # why the scheduler keeps it waiting, from the last poll (migration 0006).
+    Column("reason_code", String(32)),
+    Column("native_state", String(32)),
+    Column("pending_reason", String(200)),
+    # Retries: the attempt it is on (1 first), and when it may be admitted again.
+    Column("attempt", Integer, nullable=False, server_default="1"),
+    Column("not_before", Float),
     Column("host", String(255)),
     Column("run_dir", Text),
     Column("spec", Text, nullable=False),  # JSON of the JobSpec as submitted

@@ -19,8 +19,9 @@ from jobgate.api.deps import Ctx, CurrentUser, OwnedJob
 from jobgate.api.schemas import CallbackAttempt, EventOut, JobList, JobOut, job_response
 from jobgate.errors import NotFoundError, SpecError
 from jobgate.service import LOG_STREAMS, Area
-from jobgate.spec import JobSpec, ts
+from jobgate.spec import JobSpec
 from jobgate.states import JobState
+from jobgate.units import ts
 from jobgate.views import FileReader
 
 router = APIRouter(tags=["jobs"])

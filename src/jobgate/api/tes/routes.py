@@ -22,10 +22,10 @@ from jobgate.api.tes.models import STATES, Task
 from jobgate.api.tes.staging import Storage
 from jobgate.api.tes.tasks import LABEL, Outputs, job_spec, parameters
 from jobgate.api.tes.views import TaskViews, tes_state
-from jobgate.errors import NotFoundError, SpecError
+from jobgate.errors import NotFoundError, SpecError, spec_error
 from jobgate.service import Area, JobService
 from jobgate.service.callback_urls import CallbackUrls
-from jobgate.spec import JobRecord, spec_error
+from jobgate.spec import JobRecord
 from jobgate.states import JobState
 from jobgate.users import User
 from jobgate.version import __version__

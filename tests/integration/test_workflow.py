@@ -1,0 +1,140 @@
+"""What the scheduler knows, kept and acted on, on `local` (Slurm in test_slurm_workflow):
+reason codes beside the reason text, dependencies evaluated by the gateway (afterok,
+afternotok, a chain, never satisfied, unknown ids; a gateway killed while they wait),
+and retries (the failed attempt recorded, the job's end its last attempt's)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from api.conftest import Gate
+from conftest import JOBGATE, make_config, serve_env, start_serve
+from jobgate import Gateway, SpecError
+from jobgate.states import JobState as S
+
+WAIT = 60
+
+
+def test_reason_codes_say_why_for_programs(
+    open_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    with open_gateway(local={"max_walltime_s": 2}) as gw:
+        failed = gw.submit(script="exit 3")
+        slow = gw.submit(script="exec sleep 300")
+        gate = Gate(tmp_path / "hold")
+        held = gw.submit(script=gate.wait)
+        held.cancel()  # before the walltime of 2 s could end it
+        assert held.wait(WAIT) == S.CANCELLED
+        assert failed.wait(WAIT) == S.FAILED
+        assert slow.wait(WAIT) == S.TIMEOUT
+        ok = gw.submit(script="true")
+        assert ok.wait(WAIT) == S.COMPLETED
+        codes = [j.record.reason_code for j in (failed, slow, held, ok)]
+        assert codes == ["EXIT_CODE", "TIMEOUT", "CANCELLED", None]
+
+
+def test_afterok_runs_after_and_never_after_a_failure(
+    open_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    gate = Gate(tmp_path / "hold")
+    with open_gateway() as gw:
+        first = gw.submit(script=gate.wait)
+        then = gw.submit(script="echo then", depends_on={"afterok": [first.id]})
+        failing = gw.submit(script="exit 4")
+        never = gw.submit(script="touch ran", depends_on={"afterok": [failing.id]})
+        only_if = gw.submit(script="echo rescue", depends_on={"afternotok": [failing.id]})
+        assert then.state == S.NEW and then.record.queued_at is None  # waits, not queued
+        assert never.wait(WAIT) == S.REJECTED
+        assert never.record.reason_code == "DEPENDENCY_NEVER_SATISFIED"
+        assert never.record.reason == f"afterok: job {failing.id} ended FAILED"
+        assert never.native_id is None and never.record.run_dir is not None
+        assert not Path(never.record.run_dir).exists()  # it never ran
+        assert only_if.wait(WAIT) == S.COMPLETED and only_if.stdout() == "rescue\n"
+        assert then.state == S.NEW  # still waiting for first
+        gate.open()
+        assert then.wait(WAIT) == S.COMPLETED and then.stdout() == "then\n"
+        started = then.record.started_at
+        assert started is not None and first.record.finished_at is not None
+        assert started >= first.record.finished_at
+
+
+def test_a_chain_of_three_and_afternotok_skipped(open_gateway: Callable[..., Gateway]) -> None:
+    with open_gateway() as gw:
+        a = gw.submit(script="echo a")
+        b = gw.submit(script="echo b", depends_on={"afterok": [a.id]})
+        c = gw.submit(script="echo c", depends_on={"afterany": [b.id], "afterok": [a.id]})
+        rescue = gw.submit(script="echo no", depends_on={"afternotok": [a.id]})
+        assert [j.wait(WAIT) for j in (a, b, c)] == [S.COMPLETED] * 3
+        times = [j.record.started_at for j in (a, b, c)]
+        assert times == sorted(times)  # type: ignore[type-var]
+        assert rescue.wait(WAIT) == S.REJECTED
+        assert rescue.record.reason == f"afternotok: job {a.id} ended COMPLETED"
+
+
+def test_unknown_or_foreign_ids_are_refused(open_gateway: Callable[..., Gateway]) -> None:
+    with open_gateway() as gw:
+        with pytest.raises(SpecError) as info:
+            gw.submit(script="true", depends_on={"afterok": ["01M8Y1ECY17PHVSQGEVM8YCXER"]})
+        assert info.value.field == "depends_on.afterok"  # a cycle needs an id not made yet
+        with pytest.raises(SpecError) as bad:
+            gw.submit(script="true", depends_on={"afterok": ["not-an-id"]})
+        assert bad.value.field == "depends_on.afterok"
+        other = gw.submit(script="true")
+        with pytest.raises(SpecError, match="of yours"):  # another user's job is not there
+            gw.service.submit_now({"script": "true", "depends_on": {"afterok": [other.id]}}, "eve")
+
+
+def test_dependencies_survive_a_kill_9_while_they_wait(
+    home: Path, database_url: str, tmp_path: Path
+) -> None:
+    """The gateway dies while A runs and B waits; A ends with no gateway; the next one
+    sees A's end and starts B."""
+    env = serve_env(home, database_url, tmp_path / "jobgate.toml", "")
+    gate = Gate(tmp_path / "hold")
+    first = start_serve(env, "--no-api")
+    a = _cli(env, "submit", "-", stdin=f"{gate.wait}\n")
+    b = _cli(env, "submit", "--dependency", f"afterok:{a}", "-", stdin="echo b\n")
+    with Gateway(make_config(home, database_url), supervise=False) as watcher:
+        assert watcher.get(a).wait(WAIT, until=lambda s: s == S.RUNNING) == S.RUNNING
+        assert watcher.get(b).state == S.NEW
+    first.kill()  # SIGKILL: no goodbye
+    gate.open()  # A ends while no gateway watches
+    second = start_serve(env, "--no-api")
+    try:
+        assert _cli(env, "wait", b) == ""
+        shown = _cli(env, "show", b)
+        assert "COMPLETED" in shown and _cli(env, "logs", b) == "b\n"
+    finally:
+        second.stop()
+
+
+def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [JOBGATE, *args], env=env, input=stdin, capture_output=True, text=True, timeout=WAIT,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout.strip() if args[0] != "logs" else done.stdout
+
+
+def test_a_retry_runs_it_again_and_records_the_attempt(
+    open_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    tries = tmp_path / "tries"
+    script = f'echo x >> {tries}; [ "$(wc -l < {tries})" -ge 2 ]'  # fails once, then passes
+    with open_gateway() as gw:
+        job = gw.submit(script=script, retry={"max": 2, "on": ["EXIT_CODE"]})
+        assert job.wait(WAIT) == S.COMPLETED
+        assert job.record.attempt == 2 and tries.read_text() == "x\nx\n"
+        (again,) = [e for e in job.events() if e.type == "QUEUED" and e.data]
+        assert again.data["attempt"] == 1 and again.data["reason_code"] == "EXIT_CODE"
+        assert again.data["exit_code"] == 1
+        hopeless = gw.submit(script="exit 5", retry={"max": 1, "on": ["EXIT_CODE"]})
+        assert hopeless.wait(WAIT) == S.FAILED
+        assert (hopeless.record.attempt, hopeless.exit_code) == (2, 5)  # its last attempt's
+        plain = gw.submit(script="exit 6", retry={"max": 3})  # NODE_FAIL, PREEMPTED, LOST only
+        assert plain.wait(WAIT) == S.FAILED and plain.record.attempt == 1
