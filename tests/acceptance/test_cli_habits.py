@@ -29,7 +29,8 @@ def one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None
     ("args", "needles"),
     [
         (["--array", "0-3"], ["array:", "not there yet", "resources.array"]),
-        (["--dependency", "afterok:1"], ["dependency:", "not there yet", "jobgate wait"]),
+        (["--dependency", "afterok:1"], ["dependency:", "'1' is not a job id"]),
+        (["--dependency", "before:01M8Y1ECY17PHVSQGEVM8YCXER"], ["dependency:", "afterok"]),
         (["--time", "1h30x"], ["resources.walltime"]),
     ],
 )
@@ -148,3 +149,25 @@ def test_ctrl_c_is_quiet_and_says_what_became_of_the_job(
     else:  # a batch job outlives the wait for it
         assert cli.job(job_id)["state"] == "RUNNING"
         assert cli("cancel", job_id).returncode == 0
+
+
+def test_dependency_as_sbatch_writes_it_and_resubmit(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "a.sh").write_text("echo a\n")
+    (tmp_path / "b.sh").write_text("echo b\n")
+    a = cli("submit", str(tmp_path / "a.sh"))
+    assert a.returncode == 0, a.stderr
+    first = a.stdout.strip()
+    b = cli("submit", "--dependency", f"afterok:{first}", str(tmp_path / "b.sh"))
+    assert b.returncode == 0, b.stderr
+    second = b.stdout.strip()
+    assert cli("wait", second).returncode == 0
+    shown = cli.job(second)
+    spec = shown["spec"]
+    assert isinstance(spec, dict) and spec["depends_on"]["afterok"] == [first]
+    again = cli("resubmit", second)
+    assert again.returncode == 0, again.stderr
+    third = again.stdout.strip()
+    assert third != second and cli("wait", third).returncode == 0
+    assert cli("logs", third).stdout == "b\n"
+    assert cli.job(third)["labels"] == {"resubmitted_from": second}
+    one_line_error(cli("resubmit", "--failed-tasks", second), "failed-tasks:")

@@ -158,6 +158,7 @@ def test_the_time_limit_ends_the_job_as_timeout(gw: Gateway) -> None:
     job = gw.submit(script="echo started; exec sleep 600", resources={"walltime": "00:01:00"})
     assert job.wait(240) == S.TIMEOUT  # Slurm checks limits every 30 s: 60-90 s
     assert job.record.reason == "walltime exceeded"
+    assert (job.record.reason_code, job.record.native_state) == ("TIMEOUT", "TIMEOUT")
     assert job.stdout() == "started\n"
 
 

@@ -145,6 +145,8 @@ class BatchBackend(Backend):
         array = self.resources(job).array
         units: list[Unit] = list(array_indices(array)) if array else [None]
         running = job.state == JobState.RUNNING
+        if job.native_id != native_id:  # what it reports of the job names its native id
+            job = job.model_copy(update={"native_id": native_id})
         self.poller.watch(job.id, Tracked(job, native_id, units, running, job.stop_reason))
 
     def tracked(self) -> int:

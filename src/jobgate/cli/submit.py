@@ -11,6 +11,7 @@ import click
 from jobgate.cli import render
 from jobgate.cli.context import exit_status, gateway
 from jobgate.cli.options import JobCommand, json_option, spec_of, submit_options
+from jobgate.errors import SpecError
 from jobgate.handle import Job
 from jobgate.states import JobState
 
@@ -99,3 +100,26 @@ def _follow(job: Job) -> None:
                 out.flush()
         if final:
             return
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--failed-tasks", is_flag=True, help="Only an array's failed tasks (not yet).")
+@json_option
+@click.pass_context
+def resubmit(ctx: click.Context, job_id: str, failed_tasks: bool, as_json: bool) -> None:
+    """Submit a new job from JOB_ID's spec (its key left out: a new job); print its id."""
+    if failed_tasks:
+        raise SpecError("failed-tasks", "task-by-task arrays are not there yet: resubmit it whole")
+    gw = gateway(ctx)
+    old = gw.get(job_id).record
+    spec = old.spec.as_request().model_copy(update={"idempotency_key": None, "key": None})
+    labels = {**spec.labels, "resubmitted_from": old.id}
+    job = gw.submit(spec.model_copy(update={"labels": labels}))
+    _warn(job)
+    if gw.supervising:  # as submit: hand it over before exiting
+        job.wait(HANDED_OVER_S, until=lambda s: s not in (JobState.QUEUED, JobState.STAGING_IN))
+    if as_json:
+        render.print_json(render.public(job.record))
+    else:
+        click.echo(job.id)
