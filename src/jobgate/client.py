@@ -24,6 +24,7 @@ from jobgate.errors import (
 from jobgate.handle import Job, Page
 from jobgate.spec import JobEvent, JobRecord, JobSpec
 from jobgate.states import JobState
+from jobgate.tasks import TaskOut
 
 _RECORD_FIELDS = set(JobRecord.model_fields)
 PAGE = 1000  # the API's largest page
@@ -198,6 +199,10 @@ class Client:
                 yield from res.iter_bytes()
         except httpx.TransportError as exc:
             raise TransientError(f"lost the gateway while downloading {path}: {exc}") from exc
+
+    def _tasks(self, job_id: str) -> builtins.list[TaskOut]:
+        rows = self._request("GET", f"/jobs/{job_id}/tasks").json()
+        return [TaskOut.model_validate(row) for row in rows]
 
     def _events(self, job_id: str) -> builtins.list[JobEvent]:
         rows = self._request("GET", f"/jobs/{job_id}/events").json()

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from jobgate.spec import JobEvent, JobRecord
 from jobgate.states import JobState
+from jobgate.tasks import TaskOut
 
 
 class JobSource(Protocol):
@@ -25,6 +26,7 @@ class JobSource(Protocol):
     def _follow_log(self, job_id: str, stream: str) -> Iterator[bytes]: ...
     def _files(self, job_id: str) -> builtins.list[str]: ...
     def _waiting(self, job_id: str) -> str | None: ...
+    def _tasks(self, job_id: str) -> builtins.list[TaskOut]: ...
     def _download(self, job_id: str, path: str) -> Iterator[bytes]: ...
     def _results(self, job_id: str) -> dict[str, Any] | None: ...
 
@@ -97,6 +99,10 @@ class Job:
 
     def events(self) -> builtins.list[JobEvent]:
         return self._source._events(self.id)
+
+    def tasks(self) -> builtins.list[TaskOut]:
+        """An array's tasks, each with its state, exit code and times."""
+        return self._source._tasks(self.id)
 
     def waiting(self) -> str | None:
         """Why it has not started yet (the gateway's capacity, the scheduler's queue)."""

@@ -20,6 +20,7 @@ from jobgate.runtime import Runtime
 from jobgate.service import JobService
 from jobgate.spec import JobEvent, JobRecord, JobSpec
 from jobgate.states import JobState
+from jobgate.tasks import TaskOut
 from jobgate.views import ResultOut
 
 T = TypeVar("T")
@@ -210,6 +211,9 @@ class Gateway:
 
     def _waiting(self, job_id: str) -> str | None:
         return self._call(self._core.service.waiting_reason(self._record(job_id)))
+
+    def _tasks(self, job_id: str) -> builtins.list[TaskOut]:
+        return self._call(self._core.service.tasks(job_id))
 
     def _files(self, job_id: str) -> builtins.list[str]:
         return self._call(self._core.service.files.list(self._record(job_id)))

@@ -88,6 +88,9 @@ def can_move(source: JobState, target: JobState) -> bool:
     return target in TRANSITIONS[source]
 
 
+TASK_EVENT = "job.task"  # an array task's state: data {"index", "state", "exit_code"}
+
+
 class ReasonCode(StrEnum):
     """Why a job ended, for programs (the reason text is for people): retry it, or fix it.
     None for a job that completed."""

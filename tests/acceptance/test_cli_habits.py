@@ -28,7 +28,7 @@ def one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
-        (["--array", "0-3"], ["array:", "not there yet", "resources.array"]),
+        (["--array", "3-1"], ["resources.array", "is an empty range"]),
         (["--dependency", "afterok:1"], ["dependency:", "'1' is not a job id"]),
         (["--dependency", "before:01M8Y1ECY17PHVSQGEVM8YCXER"], ["dependency:", "afterok"]),
         (["--time", "1h30x"], ["resources.walltime"]),
@@ -170,4 +170,30 @@ def test_dependency_as_sbatch_writes_it_and_resubmit(cli: Cli, tmp_path: Path) -
     assert third != second and cli("wait", third).returncode == 0
     assert cli("logs", third).stdout == "b\n"
     assert cli.job(third)["labels"] == {"resubmitted_from": second}
-    one_line_error(cli("resubmit", "--failed-tasks", second), "failed-tasks:")
+    one_line_error(cli("resubmit", "--failed-tasks", second), "failed-tasks:", "no failed")
+
+
+def test_an_array_from_the_command_line_and_its_failed_tasks_again(
+    cli: Cli, tmp_path: Path
+) -> None:
+    mark = tmp_path / "second-time"
+    (tmp_path / "arr.sh").write_text(
+        f'if [ "$JOBGATE_ARRAY_TASK_ID" = 2 ] && [ ! -e {mark} ]; then\n'
+        f"  touch {mark}; exit 3\nfi\n"
+    )
+    first = cli("submit", "--array", "0-4%2", str(tmp_path / "arr.sh"))
+    assert first.returncode == 0, first.stderr
+    job = first.stdout.strip()
+    assert cli("wait", job).returncode == 3
+    tasks = json.loads(cli("ls", "--array", job, "--json").stdout)
+    assert [(t["index"], t["state"], t["exit_code"]) for t in tasks] == [
+        (0, "COMPLETED", 0), (1, "COMPLETED", 0), (2, "FAILED", 3),
+        (3, "COMPLETED", 0), (4, "COMPLETED", 0),
+    ]  # fmt: skip
+    again = cli("resubmit", "--failed-tasks", job)
+    assert again.returncode == 0, again.stderr
+    rerun = again.stdout.strip()
+    assert cli("wait", rerun).returncode == 0
+    assert cli.job(rerun)["resources"]["array"] == "2%2"  # type: ignore[index]
+    shown = cli("show", "--tasks", rerun).stdout.split("\n")
+    assert len([line for line in shown[1:] if line.strip()]) == 1 and "COMPLETED" in shown[1]

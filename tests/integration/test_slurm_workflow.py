@@ -107,3 +107,23 @@ def test_dependencies_across_local_and_slurm(gw: Gateway) -> None:
     assert on_local.record.started_at >= on_slurm.record.finished_at  # type: ignore[operator]
     assert never.wait(WAIT) == S.REJECTED
     assert never.record.reason_code == "DEPENDENCY_NEVER_SATISFIED"
+
+
+def test_an_array_task_by_task_on_slurm(gw: Gateway, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    script = (
+        'i=$SLURM_ARRAY_TASK_ID; echo "task $i"\n'
+        f"while [ ! -e {go} ]; do sleep 0.1; done\n"
+        '[ "$i" != 4 ]\n'
+    )
+    job = gw.submit(script=script, destination="slurm", resources={"array": "0-9%3"})
+    deadline = time.monotonic() + WAIT
+    while not any(t.state == S.RUNNING for t in job.tasks()):  # seen while they run
+        assert time.monotonic() < deadline, job.tasks()
+        time.sleep(0.1)
+    running = [t for t in job.tasks() if t.state == S.RUNNING]
+    assert 1 <= len(running) <= 3 and all(t.started_at for t in running)
+    go.touch()
+    assert job.wait(WAIT * 2) == S.FAILED
+    codes = {t.index: (t.state, t.exit_code) for t in job.tasks()}
+    assert codes == {i: (S.FAILED, 1) if i == 4 else (S.COMPLETED, 0) for i in range(10)}

@@ -6,13 +6,15 @@ and retries (the failed attempt recorded, the job's end its last attempt's)."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from api.conftest import Gate
-from conftest import JOBGATE, make_config, serve_env, start_serve
+from conftest import JOBGATE, make_config, peak_overlap, serve_env, start_serve
 from jobgate import Gateway, SpecError
 from jobgate.states import JobState as S
 
@@ -138,3 +140,47 @@ def test_a_retry_runs_it_again_and_records_the_attempt(
         assert (hopeless.record.attempt, hopeless.exit_code) == (2, 5)  # its last attempt's
         plain = gw.submit(script="exit 6", retry={"max": 3})  # NODE_FAIL, PREEMPTED, LOST only
         assert plain.wait(WAIT) == S.FAILED and plain.record.attempt == 1
+
+
+ARRAY_SCRIPT = """i=$JOBGATE_ARRAY_TASK_ID
+echo "start $(date +%s.%N)" > {spans}/$i
+while [ ! -e {go} ]; do sleep 0.05; done  # the test lets them go
+echo "end $(date +%s.%N)" >> {spans}/$i
+echo "task $i"
+[ "$i" != 4 ]
+"""
+
+
+def _until(job: Any, done: Callable[[list[Any]], bool]) -> list[Any]:
+    """The job's tasks once `done(tasks)` holds (a bounded look: the poll keeps them)."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        tasks = job.tasks()
+        if done(tasks):
+            return tasks
+        time.sleep(0.05)
+    raise AssertionError(f"tasks of {job.id}: {job.tasks()}")
+
+
+def test_an_array_runs_task_by_task_within_its_limit(
+    open_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    spans, go = tmp_path / "spans", tmp_path / "go"
+    spans.mkdir()
+    with open_gateway() as gw:
+        job = gw.submit(
+            script=ARRAY_SCRIPT.format(spans=spans, go=go), resources={"array": "0-9%3"}
+        )
+        running = _until(job, lambda ts: sum(t.state == S.RUNNING for t in ts) == 3)
+        assert [t.index for t in running] == [0, 1, 2]  # three at once, and no more yet
+        go.touch()
+        assert job.wait(WAIT) == S.FAILED
+        tasks = job.tasks()
+        codes = {t.index: (t.state, t.exit_code) for t in tasks}
+        assert codes == {i: (S.FAILED, 1) if i == 4 else (S.COMPLETED, 0) for i in range(10)}
+        assert tasks[4].reason_code == "EXIT_CODE" and tasks[0].reason_code is None
+        assert all(t.started_at and t.finished_at for t in tasks)
+        assert job.exit_code == 1  # the first failed task's
+        run = Path(job.record.run_dir or "")
+        assert (run / "tasks" / "7" / "stdout").read_text() == "task 7\n"
+    assert peak_overlap(spans) <= 3

@@ -164,14 +164,19 @@ class Sink:
     def __init__(self) -> None:
         self.reports: list[tuple[str, Outcome]] = []
         self.notes: list[tuple[str, str]] = []
+        self.tasks: list[dict[str, Any]] = []  # the job.task notes' data, in order
         self.reported = asyncio.Event()
 
     def report(self, job: JobRecord, outcome: Outcome) -> None:
         self.reports.append((job.id, outcome))
         self.reported.set()
 
-    def note(self, job_id: str, type_: str, message: str) -> None:
+    def note(
+        self, job_id: str, type_: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
         self.notes.append((job_id, type_))
+        if type_ == "job.task":
+            self.tasks.append(data or {})
 
     def final(self, job_id: str) -> Outcome:
         [outcome] = [o for i, o in self.reports if i == job_id and o.state.final]
@@ -390,6 +395,8 @@ def test_an_array_fails_if_any_task_fails_and_names_it() -> None:
         await backend.attach(job(1, "9", resources={"array": "0-2"}))
         await backend.poller.poll()
         assert [o.state for _, o in sink.reports] == [S.RUNNING]
+        said = [(t["index"], t["state"]) for t in sink.tasks]
+        assert said == [(0, "COMPLETED"), (1, "RUNNING")]  # task by task, as the poll sees them
         del world.queue["9_0"]  # task 0 aged out of squeue: remembered, not asked again
         world.queue |= {"9_1": ("COMPLETED", 0), "9_2": ("FAILED", 4 << 8)}
         await backend.poller.poll()
@@ -402,6 +409,8 @@ def test_an_array_fails_if_any_task_fails_and_names_it() -> None:
             "reason": "exit code 4",
         }
         assert outcome.data["tasks"]["0"]["state"] == "COMPLETED"
+        ended = {t["index"]: (t["state"], t["exit_code"]) for t in sink.tasks[2:]}
+        assert ended == {1: ("COMPLETED", 0), 2: ("FAILED", 4)}  # each said once
 
     run(scenario())
 

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from jobgate.backends.array_spec import check_array
 from jobgate.backends.environment import JobEnvironment, job_environment
 from jobgate.backends.layout import EXITCODE, WRAPPER, JobFiles
 from jobgate.backends.outcome import Outcome
@@ -40,7 +41,9 @@ class Submitted:
 class StatusSink(Protocol):
     def report(self, job: JobRecord, outcome: Outcome) -> None: ...
 
-    def note(self, job_id: str, type_: str, message: str) -> None: ...
+    def note(
+        self, job_id: str, type_: str, message: str, data: dict[str, Any] | None = None
+    ) -> None: ...
 
 
 class Backend(ABC):
@@ -128,7 +131,8 @@ class Backend(ABC):
 
     def check_resources(self, res: Resources) -> None:
         """Refuse (SpecError) what this destination's scheduler cannot take, before the
-        job is stored."""
+        job is stored (here: an array spec with no task, or too many)."""
+        check_array(res)
 
     async def start(self) -> None:
         """Start any background work (a polling loop)."""

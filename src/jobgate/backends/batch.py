@@ -13,12 +13,12 @@ import socket
 import time
 from collections import Counter
 
+from jobgate.backends.array_spec import array_indices
 from jobgate.backends.base import EXITCODE, SUBMIT_TRIED, WRAPPER, Backend, StatusSink, Submitted
 from jobgate.backends.batch_scheduler import (
     TASK_TEMPLATE,
     BatchScheduler,
     SubmitShells,
-    array_indices,
     job_name,
     message_of,
     task_files,
@@ -39,7 +39,7 @@ from jobgate.backends.staging import Write, plan, stage_in
 from jobgate.config import Destination
 from jobgate.errors import CommandNotFound, SchedulerUnavailable, TransientError
 from jobgate.spec import JobRecord, Resources
-from jobgate.states import JobState, StopReason
+from jobgate.states import TASK_EVENT, JobState, StopReason
 from jobgate.transports.base import CommandResult, Transport
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,7 @@ class BatchBackend(Backend):
             if t.running and not was_running:
                 self.sink.report(t.job, Outcome(JobState.RUNNING, host=t.host))
                 self.poller.changed()
+            self._tell_tasks(t, st)
             if units:
                 unresolved.append((t, units))
             else:
@@ -272,7 +273,15 @@ class BatchBackend(Backend):
             return None
         return self.scheduler.parse_accounting_output(result.stdout)
 
+    def _tell_tasks(self, t: Tracked, st: NativeStatus | None = None) -> None:
+        """Each array task's change, as a note the store keeps task by task."""
+        for index, state, us in t.task_changes(st):
+            data = {"index": index, "state": state.value, "exit_code": us.exit_code}
+            data["native_state"] = us.native_state
+            self.sink.note(t.job.id, TASK_EVENT, f"task {index} {state.value}", data)
+
     def _finish_if_done(self, t: Tracked) -> None:
+        self._tell_tasks(t)  # how the last tasks ended, before the job's end
         if t.finished and self.poller.watched.get(t.job.id) is t:
             self._stopping.discard(t.job.id)
             self.poller.finish(t.job, t.outcome())

@@ -18,7 +18,7 @@ from jobgate.backends.base import JobFiles
 from jobgate.backends.batch_status import NativeStatus, Phase, StateMap
 from jobgate.backends.directives import DirectivePolicy
 from jobgate.config import Destination
-from jobgate.errors import ConfigError, SchedulerUnavailable, SpecError, SubmitError
+from jobgate.errors import ConfigError, SchedulerUnavailable, SubmitError
 from jobgate.spec import JobRecord, Resources
 from jobgate.transports.base import CommandResult
 
@@ -26,38 +26,11 @@ log = logging.getLogger(__name__)
 
 TASK_MARK = "@TASK@"  # stands for an array index in task.sh.in; shlex never quotes it
 TASK_TEMPLATE = "task.sh.in"
-MAX_ARRAY_TASKS = 100_000
 
 
 def job_name(job: JobRecord) -> str:
     """The scheduler-side name: how `find` recognises a job submitted just before a crash."""
     return f"jobgate-{job.id}"
-
-
-def array_indices(spec: str) -> list[int]:
-    """Indices of an array spec: "0-9:2%4" -> 0,2,4,6,8; "1,3,5" -> 1,3,5."""
-    ranges = []
-    for part in spec.split("%", maxsplit=1)[0].split(","):
-        m = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part.strip())
-        if not m:
-            raise ValueError(f"{spec!r} is not an array spec (e.g. '0-99%10' or '1,3,5')")
-        first, step = int(m.group(1)), int(m.group(3) or 1)
-        last = int(m.group(2) or first)
-        if last < first or step < 1:
-            raise ValueError(f"{spec!r}: {part!r} is an empty range")
-        ranges.append(range(first, last + 1, step))
-    if sum(len(r) for r in ranges) > MAX_ARRAY_TASKS:  # counted before building the list
-        raise ValueError(f"{spec!r}: more than {MAX_ARRAY_TASKS} tasks")
-    return sorted({i for r in ranges for i in r})
-
-
-def check_array(res: Resources) -> list[int] | None:
-    if res.array is None:
-        return None
-    try:
-        return array_indices(res.array)
-    except ValueError as exc:
-        raise SpecError("resources.array", str(exc)) from None
 
 
 def body_context(task_variable: str) -> dict[str, Any]:

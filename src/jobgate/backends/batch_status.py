@@ -91,6 +91,7 @@ class Tracked:
     stop_reason: StopReason | None = None
     host: str | None = None
     pending_reason: str | None = None  # the scheduler's, as last reported
+    told: dict[Unit, JobState] = field(default_factory=dict)  # array tasks' states, as said
     missing_since: float | None = None
     done: dict[Unit, NativeStatus] = field(default_factory=dict)  # final: never asked again
     said: dict[Unit, NativeStatus] = field(default_factory=dict)  # ended; how or code unknown
@@ -116,6 +117,22 @@ class Tracked:
                 self.running, self.host = True, us.host
         self.missing_since = (self.missing_since or now) if unresolved else None
         return unresolved
+
+    def task_changes(self, st: NativeStatus | None) -> list[tuple[int, JobState, NativeStatus]]:
+        """An array's tasks whose state changed since last said: running, or how they ended."""
+        changes = []
+        for unit in self.units:
+            done = self.done.get(unit)
+            us = done or unit_status(st, unit)
+            if unit is None or us is None:
+                continue
+            state = done.outcome if done is not None else None
+            if done is None and us.phase == Phase.RUNNING:
+                state = JobState.RUNNING
+            if state is not None and self.told.get(unit) != state:
+                self.told[unit] = state
+                changes.append((unit, state, us))
+        return changes
 
     def needs_accounting(self, unit: Unit, code: SidecarCode) -> bool:
         said = self.said.get(unit)

@@ -74,7 +74,7 @@ class _Watch:
 class LocalBackend(Backend):
     host_bound = True
     # No scheduler: a job gets the machine as it is; only its time limit is enforced.
-    honoured = frozenset({"walltime_s"})
+    honoured = frozenset({"walltime_s", "array"})  # arrays: run by a driver (arrays.py)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -107,7 +107,13 @@ class LocalBackend(Backend):
         # The sidecar is read only after the pidfd says the wrapper exited: a plain write
         # suffices, and saves the `mv` process (a third of a short job's CPU here).
         wrapper = render(
-            "local.sh.j2", job, files, env, self.destination.hooks, atomic_sidecar=False
+            "local.sh.j2",
+            job,
+            files,
+            env,
+            self.destination.hooks,
+            atomic_sidecar=False,
+            own_arrays=True,
         )
         stage_in_here(plan(job, files, wrapper))
         log = files.marker("jobgate.log")

@@ -13,11 +13,11 @@ import posixpath
 import re
 from typing import Any
 
+from jobgate.backends.array_spec import check_array
 from jobgate.backends.base import JobFiles
 from jobgate.backends.batch_scheduler import (
     BatchScheduler,
     body_context,
-    check_array,
     job_name,
 )
 from jobgate.backends.batch_status import NativeStatus, Phase, StateMap

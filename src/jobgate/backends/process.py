@@ -70,7 +70,7 @@ class _Watch:
 
 class ProcessBackend(Backend):
     # No scheduler: a job gets the machine as it is; only its time limit is enforced.
-    honoured = frozenset({"walltime_s"})
+    honoured = frozenset({"walltime_s", "array"})  # arrays: run by a driver (arrays.py)
 
     def __init__(
         self,
@@ -96,7 +96,11 @@ class ProcessBackend(Backend):
         files, env = self.files(job), self.environment(job)
         await stage_in(
             self.transport,
-            plan(job, files, render("process.sh.j2", job, files, env, self.destination.hooks)),
+            plan(
+                job,
+                files,
+                render("process.sh.j2", job, files, env, self.destination.hooks, own_arrays=True),
+            ),
         )
         workdir = files.workdir if files.own_workdir else ""
         launch = script_argv("launch", files.run_dir, workdir)

@@ -9,15 +9,19 @@ from typing import Any
 
 import jinja2
 
+from jobgate.backends.arrays import driver
 from jobgate.backends.environment import JobEnvironment
 from jobgate.backends.layout import EXITCODE, JobFiles
 from jobgate.config import Hooks
 from jobgate.spec import JobRecord
 
 
-def user_command(job: JobRecord, files: JobFiles, hooks: Hooks | None = None) -> str:
+def user_command(
+    job: JobRecord, files: JobFiles, hooks: Hooks | None = None, own_arrays: bool = False
+) -> str:
     """The shell command that runs the user's script or executable; with a destination's
-    runner, the runner instead, given the job file, an output folder, role and cluster."""
+    runner, the runner instead, given the job file, an output folder, role and cluster;
+    `own_arrays` (no scheduler): an array's tasks, run by a driver (backends/arrays.py)."""
     spec = job.spec
     if hooks is not None and hooks.runner is not None:
         job_file = files.marker("script.sh") if spec.script is not None else spec.executable
@@ -32,7 +36,9 @@ def user_command(job: JobRecord, files: JobFiles, hooks: Hooks | None = None) ->
         text = script_text(job) or ""
         interpreter, _, arg = text.splitlines()[0][2:].strip().partition(" ")
         argv = [interpreter, *([arg.strip()] if arg.strip() else []), files.marker("script.sh")]
-    return " ".join(shlex.quote(a) for a in [*argv, *spec.arguments])
+    command = " ".join(shlex.quote(a) for a in [*argv, *spec.arguments])
+    array = (job.resources or spec.resources).array
+    return driver(command, array) if own_arrays and array else command
 
 
 def script_text(job: JobRecord) -> str | None:
@@ -76,7 +82,7 @@ def render(
             job=job,
             spec=job.spec,
             files=files,
-            command=user_command(job, files, hooks),
+            command=user_command(job, files, hooks, extra.pop("own_arrays", False)),
             runner=hooks.runner if hooks is not None else None,
             environment=list(env.values.items()),
             env_defaults=list(env.defaults.items()),

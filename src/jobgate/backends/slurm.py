@@ -9,12 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from jobgate.backends.array_spec import array_indices, check_array
 from jobgate.backends.base import JobFiles
 from jobgate.backends.batch_scheduler import (
     BatchScheduler,
-    array_indices,
     body_context,
-    check_array,
     job_name,
 )
 from jobgate.backends.batch_status import NativeStatus, Phase, StateMap

@@ -66,17 +66,6 @@ def _script(script: str) -> tuple[str, str | None]:
 
 
 # Reserved for dependencies and arrays task by task; until then, what works instead.
-_NOT_YET = {
-    "array": "use resources.array in a spec (Python or the API)",
-}
-
-
-def _not_yet(opts: dict[str, Any]) -> None:
-    for flag, instead in _NOT_YET.items():
-        if opts.get(flag):
-            raise SpecError(flag, f"--{flag} from the command line is not there yet; {instead}")
-
-
 def _typed(script: str | None, opts: dict[str, Any]) -> dict[str, Any]:
     """--type T --param k=v (values JSON where they parse as JSON) --params-file F --key K."""
     if script is not None:
@@ -101,7 +90,6 @@ def _typed(script: str | None, opts: dict[str, Any]) -> dict[str, Any]:
 def spec_of(
     script: str | None, args: tuple[str, ...], is_exec: bool, opts: dict[str, Any]
 ) -> dict[str, Any]:
-    _not_yet(opts)
     spec: dict[str, Any] = {"arguments": list(args)}
     if opts["job_type"]:
         spec.update(_typed(script, opts))
@@ -124,6 +112,7 @@ def spec_of(
             "tasks": opts["tasks"],
             "partition": opts["partition"],
             "account": opts["account"],
+            "array": opts["array"],
         }.items()
         if v is not None
     }
@@ -171,7 +160,7 @@ def submit_options(f: F) -> F:
         click.option("--gpus", type=int),
         click.option("--nodes", type=int),
         click.option("-n", "--tasks", type=int, help="Tasks (sbatch's --ntasks)."),
-        click.option("-a", "--array", help="Not yet: arrays come with the workflow issue."),
+        click.option("-a", "--array", help="Array tasks: 0-9, 1,3,5, 0-99%10 (10 at once)."),
         click.option("--dependency", help="afterok:ID[:ID],afterany:ID (as sbatch writes it)."),
         click.option("-p", "--partition", help="Partition or queue."),
         click.option("-A", "--account"),

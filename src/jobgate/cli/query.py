@@ -49,6 +49,7 @@ def _filters(
 @click.option("--limit", type=int, default=50, show_default=True, help="0: all of them.")
 @click.option("--all", "everything", is_flag=True, help="All of them (as --limit 0).")
 @click.option("--cursor", help="Where the page before ended (printed in the footer).")
+@click.option("--array", "array_of", metavar="ID", help="The tasks of array job ID instead.")
 @json_option
 @click.pass_context
 def ls(
@@ -60,9 +61,13 @@ def ls(
     limit: int,
     everything: bool,
     cursor: str | None,
+    array_of: str | None,
     as_json: bool,
 ) -> None:
     """List jobs, newest first, a page at a time."""
+    if array_of:
+        render.tasks_of(gateway(ctx).get(array_of).tasks(), as_json)
+        return
     if limit < 0:
         raise SpecError("limit", "must be 0 (all) or more")
     gw, filters = gateway(ctx), _filters(state, dest, label, name)
@@ -83,11 +88,15 @@ def ls(
 
 @click.command()
 @click.argument("job_id")
+@click.option("--tasks", is_flag=True, help="An array's tasks, task by task.")
 @json_option
 @click.pass_context
-def show(ctx: click.Context, job_id: str, as_json: bool) -> None:
+def show(ctx: click.Context, job_id: str, tasks: bool, as_json: bool) -> None:
     """Show one job: where it runs, what it asked for and got, how it went."""
     job = gateway(ctx).get(job_id)
+    if tasks:
+        render.tasks_of(job.tasks(), as_json)
+        return
     record = job.record
     if as_json:
         render.print_json({**render.public(record), "waiting": job.waiting()})

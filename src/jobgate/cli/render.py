@@ -12,6 +12,7 @@ from rich.table import Table
 
 from jobgate.spec import JobEvent, JobRecord
 from jobgate.states import JobState
+from jobgate.tasks import TaskOut
 from jobgate.users import TokenInfo
 
 console = Console(highlight=False, soft_wrap=True)
@@ -174,3 +175,25 @@ def tokens_table(infos: list[TokenInfo]) -> None:
             t.id, t.user, t.label or "-", age(t.created_at), expires, when(t.revoked_at, "-")
         )
     console.print(table)
+
+
+def tasks_of(tasks: list[TaskOut], as_json: bool) -> None:
+    """An array's tasks: index, state, exit code, reason code, start, end."""
+    if as_json:
+        print_json([t.model_dump(mode="json") for t in tasks])
+        return
+    rows = [
+        {
+            "task": t.index,
+            "state": t.state.value,
+            "exit": "-" if t.exit_code is None else t.exit_code,
+            "code": t.reason_code or "-",
+            "started": t.started_at.strftime("%H:%M:%S") if t.started_at else "-",
+            "ended": t.finished_at.strftime("%H:%M:%S") if t.finished_at else "-",
+        }
+        for t in tasks
+    ]
+    if rows:
+        rows_table(rows)
+    else:
+        console.print("no tasks (not an array, or none has started)")

@@ -104,17 +104,23 @@ def _follow(job: Job) -> None:
 
 @click.command()
 @click.argument("job_id")
-@click.option("--failed-tasks", is_flag=True, help="Only an array's failed tasks (not yet).")
+@click.option("--failed-tasks", is_flag=True, help="Of an array: only the tasks that failed.")
 @json_option
 @click.pass_context
 def resubmit(ctx: click.Context, job_id: str, failed_tasks: bool, as_json: bool) -> None:
     """Submit a new job from JOB_ID's spec (its key left out: a new job); print its id."""
-    if failed_tasks:
-        raise SpecError("failed-tasks", "task-by-task arrays are not there yet: resubmit it whole")
     gw = gateway(ctx)
-    old = gw.get(job_id).record
-    spec = old.spec.as_request().model_copy(update={"idempotency_key": None, "key": None})
+    old = gw.get(job_id)
+    spec = old.record.spec.as_request().model_copy(update={"idempotency_key": None, "key": None})
     labels = {**spec.labels, "resubmitted_from": old.id}
+    if failed_tasks:
+        array = spec.resources.array
+        failed = [str(t.index) for t in old.tasks() if t.state != JobState.COMPLETED]
+        if not array or not failed:
+            raise SpecError("failed-tasks", f"job {old.id} has no failed array tasks")
+        limit = f"%{array.split('%', 1)[1]}" if "%" in array else ""
+        resources = spec.resources.model_copy(update={"array": ",".join(failed) + limit})
+        spec = spec.model_copy(update={"resources": resources})
     job = gw.submit(spec.model_copy(update={"labels": labels}))
     _warn(job)
     if gw.supervising:  # as submit: hand it over before exiting

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from jobgate.backends.base import Backend, StatusSink
 from jobgate.backends.outcome import Outcome
 from jobgate.config import Config, Destination
@@ -13,7 +15,9 @@ class _NoSink:
     def report(self, job: JobRecord, outcome: Outcome) -> None:  # reads only: no reports
         pass
 
-    def note(self, job_id: str, type_: str, message: str) -> None:
+    def note(
+        self, job_id: str, type_: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
         pass
 
 

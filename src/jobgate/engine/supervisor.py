@@ -208,10 +208,12 @@ class Supervisor:
         self.hearing.listener.resume(job.id, None)  # new: it has said nothing (no query)
         self._record_submitted(job, sub)
 
-    def note(self, job_id: str, type_: str, message: str) -> None:
+    def note(
+        self, job_id: str, type_: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
         """An event that is not a state change (a backend's word on a job): written with
         the next batch of changes."""
-        self._notes.append((job_id, type_, message, {}))
+        self._notes.append((job_id, type_, message, data or {}))
         self._flush_later()
 
     def _record_submitted(self, job: JobRecord, sub: Submitted) -> JobRecord:

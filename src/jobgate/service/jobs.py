@@ -34,6 +34,7 @@ from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState, StopReason
 from jobgate.store import AsyncStore, Transition
 from jobgate.store.batching import Batcher
+from jobgate.tasks import TaskOut
 from jobgate.views import store_filters as _filters
 
 _BEFORE_START = frozenset({JobState.NEW, JobState.QUEUED})
@@ -286,6 +287,11 @@ class JobService:
     async def events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
         await self.get(job_id)  # NotFound for an unknown id, not an empty list
         return await self._db.read(self._store.events, job_id, after)
+
+    async def tasks(self, job_id: str) -> builtins.list[TaskOut]:
+        """An array job's tasks, task by task (empty for a job that is not an array)."""
+        await self.get(job_id)
+        return [TaskOut.of(t) for t in await self._db.read(self._store.tasks, job_id)]
 
     async def read_log(self, job_id: str, stream: str, offset: int = 0, limit: int = -1) -> bytes:
         return await self.files.read_log(await self.get(job_id), stream, offset, limit)

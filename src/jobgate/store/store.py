@@ -36,6 +36,7 @@ from jobgate.errors import (
 from jobgate.spec import JobEvent, JobRecord, JobSpec
 from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, StopReason, reason_code
 from jobgate.store import changes as changes_
+from jobgate.store import tasks as tasks_
 from jobgate.store.changes import Transition, dumps
 from jobgate.store.connections import Database
 from jobgate.store.rows import event_of, record_of, resources_json
@@ -214,8 +215,9 @@ class Store(Database):
             return []
         with self.writing() as conn:
             now = time.time()
+            changes_.add_events(conn, notes, now)  # first: a job's last words precede its end
+            tasks_.keep(conn, notes, now)
             took = changes_.apply(conn, changes, now)
-            changes_.add_events(conn, notes, now)
             for job_id, type_, message, _ in notes:
                 if type_ == PENDING_REASON:  # the job keeps it, as well as the event
                     conn.execute(
@@ -224,6 +226,10 @@ class Store(Database):
                         .values(pending_reason=message[:200] or None)
                     )
             return took
+
+    def tasks(self, job_id: str) -> builtins.list[tasks_.Task]:
+        with self.reading() as conn:
+            return tasks_.tasks_of(conn, job_id)
 
     def claim(
         self,

@@ -74,6 +74,20 @@ job_events = Table(
 )
 Index("ix_job_events_job_id_seq", job_events.c.job_id, job_events.c.seq)
 
+# Arrays task by task (migration 0007): one row per task, as its job's poll sees it.
+job_tasks = Table(
+    "job_tasks",
+    metadata,
+    Column("job_id", String(26), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("exit_code", Integer),
+    Column("reason_code", String(32)),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("updated_at", Float, nullable=False),
+)
+
 job_labels = Table(
     "job_labels",
     metadata,

@@ -21,6 +21,7 @@ from jobgate.errors import NotFoundError, SpecError
 from jobgate.service import LOG_STREAMS, Area
 from jobgate.spec import JobSpec
 from jobgate.states import JobState
+from jobgate.tasks import TaskOut
 from jobgate.units import ts
 from jobgate.views import FileReader
 
@@ -171,6 +172,12 @@ async def get_job(job: OwnedJob, ctx: Ctx) -> Response:
 @router.delete("/jobs/{job_id}", status_code=202, response_model=JobOut)
 async def cancel_job(job: OwnedJob, ctx: Ctx) -> Response:
     return job_response(JobOut.of(await ctx.service.cancel(job.id)), 202)
+
+
+@router.get("/jobs/{job_id}/tasks", response_model=list[TaskOut])
+async def job_tasks(job: OwnedJob, ctx: Ctx) -> list[TaskOut]:
+    """An array job's tasks, task by task, as the poll sees them (empty if not an array)."""
+    return await ctx.service.tasks(job.id)
 
 
 @router.get(
