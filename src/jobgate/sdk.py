@@ -10,7 +10,7 @@ import asyncio
 import builtins
 import os
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -124,6 +124,11 @@ class Gateway:
         # In this thread, not the loop's: validation and one insert need no event loop.
         record, _ = self._core.service.submit_now(spec if spec is not None else fields)
         return Job(self, record, self._core.service.ignored(record))
+
+    def submit_many(self, specs: Sequence[JobSpec | dict[str, Any]]) -> builtins.list[Job]:
+        """Many jobs in one transaction (all checked first: one bad spec stores none)."""
+        records = self._core.service.submit_many_now(specs)
+        return [Job(self, r, self._core.service.ignored(r)) for r in records]
 
     def get(self, job_id: str) -> Job:
         return Job(self, self._call(self._core.get(job_id)))

@@ -46,7 +46,7 @@ EXAMPLES = 20  # per operation and phase: a store's run stays under a minute
 # and every other check on these, stands as schemathesis has it.
 CONFIG_TOML = """\
 [[operations]]
-include-path = ["/api/v1/jobs", "/api/v1/tokens", "/compat/joblauncher/job",
+include-path = ["/api/v1/jobs", "/api/v1/jobs:batch", "/api/v1/tokens", "/compat/joblauncher/job",
                 "/compat/cybergis/supervisor", "/compat/cybergis/guard/secretToken"]
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = [

@@ -35,3 +35,21 @@ def test_an_arrays_tasks(server: Server) -> None:
         (0, "COMPLETED", 0), (1, "FAILED", 1), (2, "COMPLETED", 0),
     ]  # fmt: skip
     assert server.client("bob").get(f"/jobs/{job['id']}/tasks").status_code == 404
+
+
+def test_a_batch_is_one_request_and_all_or_nothing(server: Server) -> None:
+    client = server.client("alice")
+    res = client.post("/jobs:batch", json={"jobs": [{"script": f"echo {i}"} for i in range(50)]})
+    assert res.status_code == 201, res.text
+    jobs = res.json()["jobs"]
+    assert len({j["id"] for j in jobs}) == 50 and all(j["owner"] == "alice" for j in jobs)
+    assert server.wait("alice", jobs[49]["id"])["state"] == "COMPLETED"
+    before = client.get("/jobs", params={"limit": 1}).json()["items"][0]["id"]
+    bad = client.post(
+        "/jobs:batch", json={"jobs": [{"script": "true"}, {"script": "true", "shebang": "no"}]}
+    )
+    is_problem(bad, 422, "jobs[1].shebang")
+    assert (
+        client.get("/jobs", params={"limit": 1}).json()["items"][0]["id"] == before
+    )  # none stored
+    is_problem(client.post("/jobs:batch", json={"jobs": []}), 422, "jobs")

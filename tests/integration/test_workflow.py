@@ -184,3 +184,15 @@ def test_an_array_runs_task_by_task_within_its_limit(
         run = Path(job.record.run_dir or "")
         assert (run / "tasks" / "7" / "stdout").read_text() == "task 7\n"
     assert peak_overlap(spans) <= 3
+
+
+def test_submit_many_is_one_transaction(open_gateway: Callable[..., Gateway]) -> None:
+    with open_gateway() as gw:
+        jobs = gw.submit_many([{"script": f"echo {i}"} for i in range(20)])
+        assert [j.wait(WAIT) for j in jobs] == [S.COMPLETED] * 20
+        assert [j.stdout() for j in jobs] == [f"{i}\n" for i in range(20)]
+        count = len(gw.list(limit=0))
+        with pytest.raises(SpecError) as info:
+            gw.submit_many([{"script": "true"}, {"script": "true", "resources": {"nodes": -1}}])
+        assert info.value.field.startswith("jobs[1].resources")
+        assert len(gw.list(limit=0)) == count  # the good one was not stored either

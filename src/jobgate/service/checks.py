@@ -5,7 +5,8 @@ input files and interpreter on this host."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from jobgate.config import Destination
 from jobgate.errors import SpecError
@@ -87,3 +88,12 @@ def check_dependencies(deps: Dependencies, owner: str, found: Sequence[JobRecord
         for job_id in getattr(deps, kind):
             if job_id not in mine:
                 raise SpecError(f"depends_on.{kind}", f"no job {job_id!r} of yours to wait for")
+
+
+@contextmanager
+def in_batch(i: int) -> Iterator[None]:
+    """A SpecError of the i-th job of a batch names it: `jobs[i].field`."""
+    try:
+        yield
+    except SpecError as exc:
+        raise SpecError(f"jobs[{i}].{exc.field}", exc.message) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import getpass
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ from jobgate.errors import ConflictError, InvalidTransition, NotFoundError, Spec
 from jobgate.ids import new_id
 from jobgate.service.accounts import AccountService
 from jobgate.service.callback_urls import CallbackUrls
-from jobgate.service.checks import absolute_inputs, check_dependencies, check_spec
+from jobgate.service.checks import absolute_inputs, check_dependencies, check_spec, in_batch
 from jobgate.service.files import FileService
 from jobgate.service.hooks import SiteHooks
 from jobgate.service.jobtypes import JobType, JobTypes
@@ -30,6 +30,7 @@ from jobgate.service.paths import check_confined, user_roots
 from jobgate.service.queues import QueueItems
 from jobgate.service.results import ResultsService
 from jobgate.service.system import SystemService
+from jobgate.service.waiting import Waiting
 from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState, StopReason
 from jobgate.store import AsyncStore, Transition
@@ -61,7 +62,7 @@ class JobService:
         self._store = db.sync
         self._supervisor = supervisor
         self._backends = supervisor.backends if supervisor else Backends(config)
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._waiting = Waiting(db, supervised=supervisor is not None)
         # Concurrent API requests share transactions and queries (see store.batching).
         self._inserts = Batcher(self._insert_batch, "jobgate-insert")
         self._reads = Batcher(self._read_batch, "jobgate-read")
@@ -120,6 +121,40 @@ class JobService:
         thread, so a submission never waits for the event loop (busy starting jobs)."""
         record, created = self._new_now(spec, owner, None)
         return self._insert(record) if created else (record, False)
+
+    async def submit_many(
+        self,
+        specs: Sequence[JobSpec | dict[str, Any]],
+        owner: str | None = None,
+        area: Area | None = None,
+    ) -> builtins.list[JobRecord]:
+        """Jobs submitted together: each checked first (a SpecError names `jobs[i].field`
+        and nothing is stored), then all inserted in one transaction."""
+        prepared = []
+        for i, spec in enumerate(specs):
+            with in_batch(i):
+                prepared.append(await self._new(spec, owner, area))
+        return await self._db.write(self._insert_all, prepared)
+
+    def submit_many_now(
+        self, specs: Sequence[JobSpec | dict[str, Any]], owner: str | None = None
+    ) -> builtins.list[JobRecord]:
+        """submit_many, blocking (the sync SDK's Gateway.submit_many)."""
+        prepared = []
+        for i, spec in enumerate(specs):
+            with in_batch(i):
+                prepared.append(self._new_now(spec, owner, None))
+        return self._insert_all(prepared)
+
+    def _insert_all(self, prepared: Sequence[tuple[JobRecord, bool]]) -> builtins.list[JobRecord]:
+        new = [r for r, created in prepared if created]
+        try:
+            self._store.insert_jobs([(r, _queued_message(r)) for r in new])
+        except ConflictError:  # a concurrent twin took a key: each on its own, as submit does
+            done = {r.id: self._insert(r)[0] for r in new}
+            return [done.get(r.id, r) for r, _ in prepared]
+        self._inserted()
+        return [r for r, _ in prepared]
 
     def reject_now(
         self, spec: JobSpec | dict[str, Any], owner: str | None, reason: str
@@ -331,25 +366,11 @@ class JobService:
 
     def notify(self, job_ids: builtins.list[str]) -> None:
         """Wake whoever waits on these jobs (the supervisor calls this after each commit)."""
-        for job_id in job_ids:
-            for fut in self._waiters.pop(job_id, []):
-                if not fut.done():
-                    fut.set_result(None)
+        self._waiting.notify(job_ids)
 
     async def wait_change(self, job_id: str, timeout: float) -> None:
         """Until the supervisor in this process commits a change to the job, or the timeout."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(job_id, []).append(fut)
-        try:
-            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel
-                await fut
-        except TimeoutError:
-            self._forget(job_id, fut)
-
-    def _forget(self, job_id: str, fut: asyncio.Future[None]) -> None:
-        waiters = self._waiters.get(job_id)
-        if waiters and fut in waiters:
-            waiters.remove(fut)
+        await self._waiting.wait_change(job_id, timeout)
 
     async def wait(
         self,
@@ -359,29 +380,7 @@ class JobService:
     ) -> JobRecord:
         """Until the job is final (or `until(state)`), or the timeout passes: then its
         current record. Woken by the supervisor in this process; else the store is polled."""
-        done = until or (lambda state: state.final)
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        delay = 0.02
-        while True:
-            job = await self._db.read(self._store.get, job_id)
-            left = None if deadline is None else deadline - loop.time()
-            if done(job.state) or job.state.final or (left is not None and left <= 0):
-                return job
-            fut: asyncio.Future[None] = loop.create_future()
-            self._waiters.setdefault(job_id, []).append(fut)
-            # Re-read after registering: the job may have moved in between.
-            if done((await self._db.read(self._store.get, job_id)).state):
-                self._forget(job_id, fut)
-                continue
-            limit = delay if self._supervisor is None else 5.0  # safety net, not the path
-            try:
-                async with asyncio.timeout(min(limit, left) if left is not None else limit):
-                    await fut
-            except TimeoutError:
-                delay = min(delay * 2, 1.0)
-            finally:
-                self._forget(job_id, fut)
+        return await self._waiting.wait(job_id, timeout, until)
 
 
 def _queued_message(record: JobRecord) -> str:

@@ -11,13 +11,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from jobgate.api import streams
 from jobgate.api.bodies import check_text
 from jobgate.api.deps import Ctx, CurrentUser, OwnedJob
 from jobgate.api.schemas import CallbackAttempt, EventOut, JobList, JobOut, job_response
-from jobgate.errors import NotFoundError, SpecError
+from jobgate.errors import NotFoundError, SpecError, spec_error
 from jobgate.service import LOG_STREAMS, Area
 from jobgate.spec import JobSpec
 from jobgate.states import JobState
@@ -32,6 +32,7 @@ _EMPTY = "An empty value is no filter"
 _Label = Annotated[str, StringConstraints(pattern=r"^([^=]+=|$)")]
 _MAX_POSITION = 2**62  # event seqs and byte offsets: past any real one, within int64 and seek()
 _SPEC_REF = {"$ref": "#/components/schemas/JobRequest"}
+MAX_BATCH = 1000  # jobs in one POST /jobs:batch
 _BODY = {
     "requestBody": {
         "required": True,
@@ -77,6 +78,55 @@ async def submit_job(
     location = {"Location": f"{request.url.path.rstrip('/')}/{record.id}"}
     view = JobOut.of(record, warnings=ctx.service.ignored(record))
     return job_response(view, 201 if created else 200, location)
+
+
+class BatchIn(BaseModel):
+    jobs: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchOut(BaseModel):
+    jobs: list[JobOut]
+
+
+@router.post(
+    "/jobs:batch",
+    status_code=201,
+    response_model=BatchOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["jobs"],
+                        "properties": {
+                            "jobs": {
+                                "type": "array",
+                                "items": _SPEC_REF,
+                                "minItems": 1,
+                                "maxItems": MAX_BATCH,
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def submit_batch(request: Request, user: CurrentUser, ctx: Ctx) -> BatchOut:
+    """Many jobs in one transaction (each checked first: one bad job, a 422 naming
+    `jobs[i].field`, and none is stored). Input files: submit those jobs one by one."""
+    body = _parse(await request.body(), "body")
+    try:
+        batch = BatchIn.model_validate(body)
+    except ValidationError as exc:
+        raise spec_error(exc) from None
+    for i, spec in enumerate(batch.jobs):
+        if spec.get("input_files"):
+            raise SpecError(f"jobs[{i}].input_files", "a batch's jobs take no input files")
+    records = await ctx.service.submit_many(batch.jobs, owner=user.name, area=Area())
+    return BatchOut(jobs=[JobOut.of(r, warnings=ctx.service.ignored(r)) for r in records])
 
 
 def _parse(raw: bytes | str, field: str) -> dict[str, Any]:
