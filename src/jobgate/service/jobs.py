@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import getpass
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,6 +63,12 @@ class JobService:
         self._supervisor = supervisor
         self._backends = supervisor.backends if supervisor else Backends(config)
         self._waiting = Waiting(db, supervised=supervisor is not None)
+        # Waiting for jobs (service/waiting.py): notify is the supervisor's, after commits.
+        self.notify, self.wait_change, self.wait = (
+            self._waiting.notify,
+            self._waiting.wait_change,
+            self._waiting.wait,
+        )
         # Concurrent API requests share transactions and queries (see store.batching).
         self._inserts = Batcher(self._insert_batch, "jobgate-insert")
         self._reads = Batcher(self._read_batch, "jobgate-read")
@@ -363,24 +369,6 @@ class JobService:
         if self._supervisor is not None:
             self._supervisor.request_stop(job_id)
         return await self._db.read(self._store.get, job_id)
-
-    def notify(self, job_ids: builtins.list[str]) -> None:
-        """Wake whoever waits on these jobs (the supervisor calls this after each commit)."""
-        self._waiting.notify(job_ids)
-
-    async def wait_change(self, job_id: str, timeout: float) -> None:
-        """Until the supervisor in this process commits a change to the job, or the timeout."""
-        await self._waiting.wait_change(job_id, timeout)
-
-    async def wait(
-        self,
-        job_id: str,
-        timeout: float | None = None,
-        until: Callable[[JobState], bool] | None = None,
-    ) -> JobRecord:
-        """Until the job is final (or `until(state)`), or the timeout passes: then its
-        current record. Woken by the supervisor in this process; else the store is polled."""
-        return await self._waiting.wait(job_id, timeout, until)
 
 
 def _queued_message(record: JobRecord) -> str:
