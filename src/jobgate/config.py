@@ -204,6 +204,9 @@ class Limits(BaseModel):
     max_download_mb: int = Field(default=10240, ge=1)  # one file of a job's
     # Uploaded input files no unfinished job needs are removed once this old (hours).
     upload_max_age_h: float = Field(default=24.0, gt=0)
+    # Finished jobs older than this (days) are deleted, with their run directories on
+    # this host; None keeps them all.
+    keep_finished_days: float | None = Field(default=None, gt=0)
 
     @property
     def body_bytes(self) -> int:

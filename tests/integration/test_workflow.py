@@ -196,3 +196,38 @@ def test_submit_many_is_one_transaction(open_gateway: Callable[..., Gateway]) ->
             gw.submit_many([{"script": "true"}, {"script": "true", "resources": {"nodes": -1}}])
         assert info.value.field.startswith("jobs[1].resources")
         assert len(gw.list(limit=0)) == count  # the good one was not stored either
+
+
+def test_retention_deletes_old_finished_jobs_and_their_run_directories(
+    home: Path, database_url: str, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from jobgate.engine.janitor import sweep_finished
+    from jobgate.store import AsyncStore, Store
+
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "keep").write_text("not the gateway's\n")
+    config = make_config(home, database_url)
+    with Gateway(config) as gw:
+        old = gw.submit(script="echo old")
+        old.wait(WAIT)
+        running = gw.submit(script="exec sleep 300")
+        running.wait(WAIT, until=lambda s: s == S.RUNNING)
+        run_dir = Path(old.record.run_dir or "")
+        (run_dir / "link").symlink_to(canary)  # a link out is removed, never followed
+        assert run_dir.is_dir()
+    kept = config.model_copy(
+        update={"limits": config.limits.model_copy(update={"keep_finished_days": 1e-9})}
+    )
+    store = Store(database_url)
+    try:
+        gone = asyncio.run(sweep_finished(kept, AsyncStore(store)))
+    finally:
+        store.close()
+    assert gone == 1
+    with Gateway(kept, supervise=False) as gw:
+        assert not run_dir.exists() and (canary / "keep").exists()
+        assert [j.id for j in gw.list(limit=0)] == [running.id]  # not finished: kept
+        gw.cancel(running.id)
