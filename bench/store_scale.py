@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Store scale: N jobs in the store (default 1,000,000; 95 % finished, 5 % active, one
+label each), then the queries doors make, timed in-process: the first page of
+`GET /api/v1/jobs` (newest 100), a filtered page (state + label), one job's events, and
+the count an admin's dashboard asks. p50 and p99 over many requests, on SQLite and
+PostgreSQL. Jobs are written straight through the store's batch insert (what a busy
+gateway's submissions amount to), in batches of 5,000.
+
+    .venv/bin/python bench/store_scale.py [--jobs 1000000] [--requests 300] [--json]
+
+PostgreSQL comes from the test services (JOBGATE_TEST_PG_URL in services.env).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from api_throughput import fresh_pg_database
+from jobgate.ids import new_id
+from jobgate.spec import JobRecord, JobSpec
+from jobgate.states import JobState
+from jobgate.store import Store
+
+BATCH = 5000
+SPEC = JobSpec(script="true")
+FINAL = [JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED]
+
+
+def fill(store: Store, n: int) -> float:
+    """n jobs, oldest first; returns the seconds it took."""
+    started, now = time.perf_counter(), datetime.now(UTC)
+    for first in range(0, n, BATCH):
+        items = []
+        for i in range(first, min(n, first + BATCH)):
+            state = JobState.RUNNING if i % 20 == 0 else FINAL[i % 3]
+            record = JobRecord(
+                id=new_id(),
+                name=f"job-{i}",
+                owner=f"user{i % 50}",
+                destination="local",
+                state=state,
+                labels={"run": f"r{i % 1000}"},
+                spec=SPEC,
+                created_at=now,
+            )
+            items.append((record, "queued for local"))
+        store.insert_jobs(items)
+    return time.perf_counter() - started
+
+
+def timed(fn: Callable[[], Any], requests: int) -> dict[str, float]:
+    fn()  # warm: plans, caches
+    times = []
+    for _ in range(requests):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return {
+        "p50_ms": round(statistics.median(times), 2),
+        "p99_ms": round(times[int(len(times) * 0.99) - 1], 2),
+    }
+
+
+def measure(url: str, n: int, requests: int) -> dict[str, Any]:
+    store = Store(url)
+    store.migrate()
+    fill_s = fill(store, n)
+    newest = store.list_jobs(limit=1)[0].id
+    out = {
+        "jobs": n,
+        "fill_s": round(fill_s, 1),
+        "first_page": timed(lambda: store.list_jobs(limit=100), requests),
+        "filtered_page": timed(
+            lambda: store.list_jobs(limit=100, state=[JobState.FAILED], label={"run": "r7"}),
+            requests,
+        ),
+        "owner_page": timed(lambda: store.list_jobs(limit=100, owner="user7"), requests),
+        "events": timed(lambda: store.events(newest, 0), requests),
+        "active_count": timed(lambda: store.count_jobs(state=[JobState.RUNNING]), requests),
+    }
+    store.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=1_000_000)
+    ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--stores", default="sqlite,postgresql")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    results: dict[str, Any] = {
+        "date": dt.date.today().isoformat(),
+        "machine": f"{platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}",
+    }
+    with tempfile.TemporaryDirectory(prefix="jobgate-scale-") as tmp:
+        if "sqlite" in args.stores:
+            results["sqlite"] = measure(f"sqlite:///{tmp}/jobgate.db", args.jobs, args.requests)
+        if "postgresql" in args.stores:
+            env = Path("/var/lib/jobgate-test/services.env")
+            base = next(
+                (ln.split("=", 1)[1].strip() for ln in env.read_text().splitlines()
+                 if ln.startswith("JOBGATE_TEST_PG_URL=")),
+                None,
+            ) if env.exists() else None  # fmt: skip
+            if base:
+                url = fresh_pg_database(base)
+                results["postgresql"] = measure(url, args.jobs, args.requests)
+    print(json.dumps(results, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()
