@@ -96,6 +96,13 @@ def measure(url: str, n: int, requests: int) -> dict[str, Any]:
     return out
 
 
+def _pg_base() -> str | None:
+    env = Path("/var/lib/jobgate-test/services.env")
+    lines = env.read_text().splitlines() if env.exists() else []
+    found = [ln.split("=", 1)[1].strip() for ln in lines if ln.startswith("JOBGATE_TEST_PG_URL=")]
+    return found[0] if found else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=1_000_000)
@@ -111,12 +118,7 @@ def main() -> None:
         if "sqlite" in args.stores:
             results["sqlite"] = measure(f"sqlite:///{tmp}/jobgate.db", args.jobs, args.requests)
         if "postgresql" in args.stores:
-            env = Path("/var/lib/jobgate-test/services.env")
-            base = next(
-                (ln.split("=", 1)[1].strip() for ln in env.read_text().splitlines()
-                 if ln.startswith("JOBGATE_TEST_PG_URL=")),
-                None,
-            ) if env.exists() else None  # fmt: skip
+            base = _pg_base()
             if base:
                 url = fresh_pg_database(base)
                 results["postgresql"] = measure(url, args.jobs, args.requests)
