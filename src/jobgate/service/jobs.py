@@ -30,6 +30,7 @@ from jobgate.service.paths import check_confined, user_roots
 from jobgate.service.queues import QueueItems
 from jobgate.service.results import ResultsService
 from jobgate.service.system import SystemService
+from jobgate.service.watch import ChangeFeed
 from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState, StopReason
 from jobgate.store import AsyncStore, Transition
@@ -61,6 +62,7 @@ class JobService:
         self._supervisor = supervisor
         self._backends = supervisor.backends if supervisor else Backends(config)
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self.changes = ChangeFeed()  # any job of this process's changed: live pages
         # Concurrent API requests share transactions and queries (see store.batching).
         self._inserts = Batcher(self._insert_batch, "jobgate-insert")
         self._reads = Batcher(self._read_batch, "jobgate-read")
@@ -219,6 +221,7 @@ class JobService:
         return await self._db.write(self._store.insert_jobs, items)
 
     def _inserted(self) -> None:
+        self.changes.bump()
         if self._supervisor is not None:
             self._supervisor.wake()
 
@@ -316,6 +319,7 @@ class JobService:
 
     def notify(self, job_ids: builtins.list[str]) -> None:
         """Wake whoever waits on these jobs (the supervisor calls this after each commit)."""
+        self.changes.bump()
         for job_id in job_ids:
             for fut in self._waiters.pop(job_id, []):
                 if not fut.done():

@@ -124,6 +124,28 @@ class Store(Database):
         with self.reading() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def count_states(
+        self, states: Iterable[JobState], cap: int, **filters: Any
+    ) -> dict[JobState, int]:
+        """Jobs per state that match `filters`, each counted up to `cap` at most (one
+        index range per state, however many jobs are older): what a page shows."""
+        out = {}
+        with self.reading() as conn:
+            for state in states:
+                conds = _conditions(**{**filters, "state": [state]})
+                ids = select(jobs.c.id).where(and_(True, *conds)).limit(cap).subquery()
+                out[state] = int(conn.execute(select(func.count()).select_from(ids)).scalar_one())
+        return out
+
+    def activity(self, since_id: str, cap: int, owner: str | None = None) -> builtins.list[Any]:
+        """State and times of the jobs made since `since_id` (a ULID of a time: a range of
+        the primary key), newest first, `cap` at most; one owner's only if given."""
+        columns = (jobs.c.state, jobs.c.created_at, jobs.c.started_at, jobs.c.finished_at)
+        conds = [jobs.c.id >= since_id, *([jobs.c.owner == owner] if owner else [])]
+        query = select(*columns).where(*conds).order_by(jobs.c.id.desc())
+        with self.reading() as conn:
+            return list(conn.execute(query.limit(cap)).all())
+
     def adopt(
         self, destination: str, gateway_id: str, live: Sequence[str], host: str | None = None
     ) -> tuple[list[JobRecord], set[str]]:
