@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from api.conftest import Gate, Server
 
@@ -18,7 +18,7 @@ def _label() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-def _row(page: Page, job_id: str) -> object:
+def _row(page: Page, job_id: str) -> Locator:
     return page.locator(f"#job-{job_id}")
 
 
@@ -31,7 +31,8 @@ def test_a_submitted_job_appears_and_changes_state_live(
     expect(page.get_by_text("No jobs match.")).to_be_visible()
     page.evaluate("window.notReloaded = true")
     gate = gates()
-    job = server.submit("alice", script=f"echo hello; {gate.wait}", name="live", labels={"run": tag})
+    script = f"echo hello; {gate.wait}"
+    job = server.submit("alice", script=script, name="live", labels={"run": tag})
     row = page.locator(f"#job-{job['id']}")
     expect(row.locator(".state")).to_have_text("RUNNING")  # appeared, without a reload
     page.screenshot(path=shots / "jobs.png", full_page=True)
@@ -88,13 +89,11 @@ def test_several_jobs_are_cancelled_from_the_table(
 ) -> None:
     tag = _label()
     held = [gates() for _ in range(3)]
-    jobs = [
-        server.submit("alice", script=f"{g.wait}", labels={"run": tag})["id"] for g in held
-    ]
+    jobs = [server.submit("alice", script=f"{g.wait}", labels={"run": tag})["id"] for g in held]
     page = signed_in("alice")
     page.goto(f"/ui/jobs?label=run%3D{tag}")
     for job_id in jobs:
-        expect(_row(page, job_id).locator(".state")).to_have_text("RUNNING")  # type: ignore[attr-defined]
+        expect(_row(page, job_id).locator(".state")).to_have_text("RUNNING")
     for job_id in jobs[:2]:
         page.get_by_label(f"Select job {job_id}").check()
     page.get_by_role("button", name="Cancel selected jobs").click()
