@@ -48,7 +48,7 @@ def test_the_job_page_follows_its_log_and_downloads_a_file(
 ) -> None:
     first, second = gates(), gates()
     script = (
-        f"echo line one; {first.wait}; echo line two; echo '@event=[job.checkpoint:half way]'; "
+        f"echo line one; {first.wait}; echo line two; echo '@event=[checkpoint:half way]'; "
         f"{second.wait}; echo line three; echo result-42 > result.txt"
     )
     job = server.submit("alice", script=script, name="logger", labels={"run": _label()})
