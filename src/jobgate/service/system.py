@@ -4,7 +4,6 @@ counts, health, callback deliveries, and the callback formats doors bring."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from jobgate.config import Config
@@ -64,13 +63,22 @@ class SystemService:
         return await self._db.read(self._db.sync.counts)
 
     async def state_counts(
-        self, states: Iterable[JobState], cap: int, **filters: Any
-    ) -> dict[JobState, int]:
-        """Jobs per state matching `list`'s filters, each counted up to `cap`: cheap however
-        many jobs there are (a full count per page view would scan them all)."""
+        self, cap: int, window: int, **filters: Any
+    ) -> tuple[dict[JobState, int], bool]:
+        """Jobs per state matching `list`'s filters, cheap however many jobs there are (a
+        full count per page view would scan them all): final states among the newest
+        `window` matching jobs, active ones (few jobs are in them) up to `cap` each; with
+        a label filter all among the newest `window` jobs with the label. And whether the
+        window was full (then counts are of the newest jobs only)."""
         found = store_filters(**filters)
         found.pop("state")
-        return await self._db.read(self._db.sync.count_states, list(states), cap, **found)
+        recent, read = await self._db.read(self._db.sync.recent_states, window, **found)
+        full = read >= window
+        if found["label"]:
+            return recent, full
+        active = [s for s in JobState if not s.final]
+        counts = await self._db.read(self._db.sync.count_states, active, cap, **found)
+        return counts | {s: n for s, n in recent.items() if s.final}, full
 
     async def activity(
         self, window_s: float, cap: int, owner: str | None = None

@@ -128,7 +128,7 @@ class Store(Database):
         self, states: Iterable[JobState], cap: int, **filters: Any
     ) -> dict[JobState, int]:
         """Jobs per state that match `filters`, each counted up to `cap` at most (one
-        index range per state, however many jobs are older): what a page shows."""
+        index range per state, however many jobs are older): for states few jobs are in."""
         out = {}
         with self.reading() as conn:
             for state in states:
@@ -136,6 +136,35 @@ class Store(Database):
                 ids = select(jobs.c.id).where(and_(True, *conds)).limit(cap).subquery()
                 out[state] = int(conn.execute(select(func.count()).select_from(ids)).scalar_one())
         return out
+
+    def recent_states(self, window: int, **filters: Any) -> tuple[dict[JobState, int], int]:
+        """Jobs per state among the newest `window` that match `filters`, in one bounded
+        read: the newest of all jobs, or with a label filter the newest jobs with that
+        label, each looked up by id (a label few jobs carry is not searched for among all
+        of them, whichever index a planner would pick). And how many jobs were read."""
+        labels = dict(filters.pop("label", None) or {})
+        if labels:
+            key, value = labels.popitem()
+            newest_ids = (
+                select(job_labels.c.job_id)
+                .where(job_labels.c.key == key, job_labels.c.value == value)
+                .order_by(job_labels.c.job_id.desc())
+                .limit(window)
+                .subquery()
+            )
+            conds = _conditions(**filters, label=labels)
+            state_of = select(jobs.c.state).where(jobs.c.id == newest_ids.c.job_id, *conds)
+            looked_up = state_of.correlate(newest_ids).scalar_subquery().label("state")
+            newest = select(looked_up).select_from(newest_ids).subquery()
+        else:
+            conds = _conditions(**filters)
+            rows = select(jobs.c.state).where(and_(True, *conds)).order_by(jobs.c.id.desc())
+            newest = rows.limit(window).subquery()
+        query = select(newest.c.state, func.count()).group_by(newest.c.state)
+        with self.reading() as conn:
+            found = conn.execute(query).all()
+        counts = {JobState(state): int(n) for state, n in found if state is not None}
+        return counts, sum(int(n) for _, n in found)
 
     def activity(self, since_id: str, cap: int, owner: str | None = None) -> builtins.list[Any]:
         """State and times of the jobs made since `since_id` (a ULID of a time: a range of

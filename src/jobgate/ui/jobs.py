@@ -34,7 +34,12 @@ from jobgate.views import parse_states
 
 router = APIRouter(route_class=PageRoute)
 PAGE = 50
-COUNT_CAP = 1000  # counts per state stop here ("1000+"): a page view never scans them all
+# Counts per state, never a scan of every job: active states up to COUNT_CAP ("1000+"),
+# final ones among the newest COUNT_WINDOW matching jobs; with a label filter, all among
+# the newest LABEL_WINDOW jobs with the label (each costs a row read: docs/benchmarks.md).
+COUNT_CAP = 1000
+COUNT_WINDOW = 5000
+LABEL_WINDOW = 1000
 LIVE_TICK_S = 2.0  # how often a live page looks again when no change woke it
 LIVE_GAP_S = 0.5  # and at most this often, however busy the gateway
 JOB_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
@@ -104,10 +109,19 @@ async def _rows(service: JobService, filters: dict[str, Any], before: str) -> li
 
 
 async def _counts(service: JobService, f: Filters, filters: dict[str, Any]) -> dict[str, Any]:
-    found = await service.system.state_counts(list(JobState), COUNT_CAP, **filters)
+    window = LABEL_WINDOW if filters["label"] else COUNT_WINDOW
+    found, full = await service.system.state_counts(COUNT_CAP, window, **filters)
     counts = {s: n for s, n in found.items() if n}
+    shown = {
+        s: f"{n:,}" if s.final or n < COUNT_CAP else f"{COUNT_CAP:,}+" for s, n in counts.items()
+    }
     links = {s: f.query(state=[s.value], before="") for s in counts}
-    return {"counts": counts, "state_links": links, "cap": COUNT_CAP}
+    note = ""
+    if full and filters["label"]:
+        note = f"Counted among the newest {window:,} jobs with this label."
+    elif full:
+        note = f"Final states: counted among the newest {window:,} matching jobs."
+    return {"counts": shown, "state_links": links, "window": note}
 
 
 @router.get("/jobs")
