@@ -35,7 +35,7 @@ def test_a_submitted_job_appears_and_changes_state_live(
     job = server.submit("alice", script=script, name="live", labels={"run": tag})
     row = page.locator(f"#job-{job['id']}")
     expect(row.locator(".state")).to_have_text("RUNNING")  # appeared, without a reload
-    page.screenshot(path=shots / "jobs.png", full_page=True)
+    page.screenshot(path=shots / "jobs-live.png", full_page=True)
     gate.open()
     expect(row.locator(".state")).to_have_text("COMPLETED")
     expect(row).to_contain_text("live")
@@ -59,7 +59,7 @@ def test_the_job_page_follows_its_log_and_downloads_a_file(
     first.open()
     expect(log).to_contain_text("line two")
     expect(page.locator("#timeline")).to_contain_text("job.checkpoint")
-    page.screenshot(path=shots / "job.png", full_page=True)
+    page.screenshot(path=shots / "job-live.png", full_page=True)
     second.open()
     expect(log).to_contain_text("line three")
     expect(page.locator("#job-state")).to_have_text("COMPLETED")

@@ -29,6 +29,13 @@ def severe(page: Page) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def finished_job(server: Server) -> str:
+    """A finished job of alice's, after two others (one failed) to fill the table."""
+    others = [
+        {"script": "echo partial; exit 3", "name": "fails"},
+        {"script": "echo ok", "name": "limited", "resources": {"walltime": "10m", "memory": "1G"}},
+    ]
+    for spec in others:
+        server.wait("alice", server.submit("alice", labels={"project": "demo"}, **spec)["id"])
     spec = {"script": "echo hello; echo '@event=[progress:done]'; echo out > data.csv"}
     job = server.submit("alice", name="example", labels={"project": "demo"}, **spec)
     assert server.wait("alice", job["id"])["state"] == "COMPLETED"
@@ -90,3 +97,20 @@ def test_the_skip_link_is_the_first_stop_of_the_keyboard(
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"#main$"))
     expect(page.locator("main")).to_be_focused()
+
+
+def test_every_asset_a_page_loads_comes_from_the_gateway(
+    signed_in: Callable[..., Page],
+) -> None:
+    """No CDN: each script, style sheet and link of the pages is the gateway's own."""
+    page = signed_in("alice")
+    for path in ("/ui/jobs", "/ui/charts"):
+        page.goto(path)
+        urls = page.eval_on_selector_all(
+            "script[src], link[href]",
+            "els => els.map(e => e.getAttribute('src') || e.getAttribute('href'))",
+        )
+        assert urls and not [u for u in urls if "//" in u], urls
+        for url in urls:
+            res = page.request.get(url)
+            assert res.status == 200 and res.body(), url

@@ -69,7 +69,7 @@ async def signin(request: Request) -> Response:
     session = board.sessions.start(token)
     response = RedirectResponse(next_, status_code=303, headers=HEADERS)
     _cookie(request, response, COOKIE, session.id, MAX_AGE_S)
-    response.delete_cookie(SIGNIN_COOKIE, path=BASE)
+    response.delete_cookie(SIGNIN_COOKIE, path=BASE, httponly=True, samesite="strict")
     return response
 
 
@@ -77,5 +77,5 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request, posted: PostedForm) -> Response:
     dashboard(request).sessions.end(posted.viewer.session.id)
     response = RedirectResponse(f"{BASE}/signin", status_code=303, headers=HEADERS)
-    response.delete_cookie(COOKIE, path=BASE)
+    response.delete_cookie(COOKIE, path=BASE, httponly=True, samesite="strict")
     return response
