@@ -48,6 +48,7 @@ PAGES = {
     "destinations": ("/ui/destinations", "Destinations"),
     "charts": ("/ui/charts", "Charts"),
     "not-found": ("/ui/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV", "Not found"),
+    "no-such-page": ("/ui/nowhere", "Not found"),
 }
 
 

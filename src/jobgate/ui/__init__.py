@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from jobgate.service import JobService
 from jobgate.ui import account, job, jobs, submit, system
-from jobgate.ui.pages import BASE, Dashboard
+from jobgate.ui.pages import BASE, Dashboard, PageError, error_page
 from jobgate.ui.sessions import Sessions
 
 HOME = f"{BASE}/"
@@ -31,3 +31,8 @@ def install(app: FastAPI, service: JobService) -> None:
 
     for path in (BASE, HOME):
         app.add_api_route(path, home, include_in_schema=False, methods=["GET"])
+
+    async def unknown(request: Request) -> Response:  # a page, not the API's problem+json
+        return error_page(request, PageError(404, "Not found", "There is no such page."))
+
+    app.add_api_route(f"{BASE}/{{rest:path}}", unknown, include_in_schema=False, methods=["GET"])

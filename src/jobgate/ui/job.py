@@ -114,7 +114,7 @@ async def _live(
     request: Request, service: JobService, viewer: Viewer, job_id: str
 ) -> AsyncIterator[str]:
     sent: dict[str, str] = {}
-    while not await request.is_disconnected():
+    while await pages.still_signed_in(request, viewer):
         job = await service.get(job_id)
         values = {**await _summary(service, job), "viewer": viewer}
         for event in ("summary", "timeline"):
@@ -141,16 +141,17 @@ async def log_stream(
     resumed = request.headers.get("last-event-id", "")
     start = int(resumed) if resumed.isascii() and resumed.isdigit() else max(offset, 0)
     return StreamingResponse(
-        _follow(request, service, job.id, stream, start),
+        _follow(request, viewer, job.id, stream, start),
         media_type="text/event-stream",
         headers=pages.HEADERS,
     )
 
 
 async def _follow(
-    request: Request, service: JobService, job_id: str, stream: str, offset: int
+    request: Request, viewer: Viewer, job_id: str, stream: str, offset: int
 ) -> AsyncIterator[str]:
-    while not await request.is_disconnected():
+    service = dashboard(request).service
+    while await pages.still_signed_in(request, viewer):
         final = (await service.get(job_id)).state.final  # read before: the log is whole then
         data = await service.read_log(job_id, stream, offset, CHUNK)
         if not final and len(data) < CHUNK:

@@ -29,6 +29,7 @@ from jobgate.ui.pages import (
     dashboard,
     fragment,
     render,
+    still_signed_in,
 )
 from jobgate.views import parse_states
 
@@ -157,9 +158,7 @@ async def _live(
 ) -> AsyncIterator[str]:
     sent: dict[str, str] = {}
     version = -1
-    while not await request.is_disconnected():
-        if dashboard(request).sessions.get(viewer.session.id) is None:
-            return  # signed out: the stream ends with the session
+    while await still_signed_in(request, viewer):
         rows = fragment(
             "_rows.html", rows=await _rows(service, filters, ""), admin=viewer.user.admin
         )

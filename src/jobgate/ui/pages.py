@@ -99,6 +99,15 @@ async def _viewer(request: Request) -> Viewer:
 CurrentViewer = Annotated[Viewer, Depends(_viewer)]
 
 
+async def still_signed_in(request: Request, viewer: Viewer) -> bool:
+    """Whether a live stream may go on: its session not ended, its token still valid
+    (a revoked token ends its streams too, within the accounts cache's quarter second)."""
+    board = dashboard(request)
+    if board.sessions.get(viewer.session.id) is None or await request.is_disconnected():
+        return False
+    return await board.service.accounts.authenticate(viewer.session.token) is not None
+
+
 @dataclass
 class Posted:
     viewer: Viewer
