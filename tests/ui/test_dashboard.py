@@ -5,13 +5,15 @@ gates the test opens, never on sleeps; every wait is Playwright's auto-waiting e
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from api.conftest import Gate, Server
+from conftest import JOBGATE
 
 
 def _label() -> str:
@@ -184,3 +186,29 @@ def test_pages_read_without_javascript(server: Server, signed_in: Callable[..., 
     page.get_by_role("link", name=job["id"]).click()
     expect(page.locator("#log-stdout")).to_contain_text("plain text")
     expect(page.locator("#job-state")).to_have_text("COMPLETED")
+
+
+def test_jobgate_ui_prints_a_link_that_signs_in_once(server: Server, browser: Browser) -> None:
+    made = subprocess.run(
+        [JOBGATE, "ui", "--user", "alice", "--url", server.base_url],
+        env=server.env, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    link = made.stdout.strip()
+    assert link.startswith(f"{server.base_url}/ui/signin/link?code=jg_"), link
+    for attempt in ("first", "again"):
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(link)  # opening it changes nothing: the button does
+        page.get_by_role("button", name="Sign in with this link").click()
+        if attempt == "first":
+            expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
+            expect(page.get_by_role("navigation", name="Main")).to_contain_text("alice")
+            page.get_by_role("button", name="Sign out").click()
+            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        else:
+            expect(page.get_by_role("alert")).to_contain_text("used already")
+        context.close()
+    tokens = server.client("admin").get("/tokens", params={"user": "alice"}).json()
+    made_here = {t["label"]: t for t in tokens if t["label"].startswith("dashboard")}
+    assert made_here["dashboard sign-in link"]["revoked_at"]  # used up
+    assert made_here["dashboard session (from a sign-in link)"]["revoked_at"]  # signed out

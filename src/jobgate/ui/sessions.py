@@ -26,6 +26,7 @@ class Session:
     created: float
     seen: float
     flash: list[str] = field(default_factory=list)  # one-time notes for the next page
+    token_id: str | None = None  # a token made for this session (a link's): revoked at its end
 
     def expired(self, now: float) -> bool:
         return now - self.seen > IDLE_S or now - self.created > MAX_AGE_S
@@ -42,9 +43,10 @@ class Sessions:
         self._lock = threading.Lock()
         self._by_id: dict[str, Session] = {}
 
-    def start(self, token: str) -> Session:
+    def start(self, token: str, token_id: str | None = None) -> Session:
         now = self._clock()
         session = Session(secrets.token_urlsafe(32), token, secrets.token_urlsafe(32), now, now)
+        session.token_id = token_id
         with self._lock:
             while len(self._by_id) >= MAX_SESSIONS:
                 del self._by_id[next(iter(self._by_id))]  # dicts keep insertion order
