@@ -72,7 +72,6 @@ async def _summary(service: JobService, job: JobRecord) -> dict[str, Any]:
         "job": job,
         "elapsed": fmt.elapsed(job, datetime.now(UTC)),
         "waiting": await service.waiting_reason(job),
-        "events": await service.events(job.id),
     }
 
 
@@ -88,8 +87,10 @@ async def job_page(request: Request, viewer: CurrentViewer, job_id: str) -> Resp
     asked = _set(job.spec.resources)
     effective = _set(job.resources) if job.resources else {}
     result = await service.results.get(job.id)
+    events = await service.events(job.id)
     return pages.render(
         request, "job.html", viewer, **await _summary(service, job),
+        events=events, after=events[-1].seq if events else 0,
         resources=[(k, asked.get(k), effective.get(k)) for k in {**effective, **asked}],
         logs=[await _log(service, job, s) for s in LOG_STREAMS],
         files=await service.files.list(job),
@@ -99,29 +100,36 @@ async def job_page(request: Request, viewer: CurrentViewer, job_id: str) -> Resp
 
 
 @router.get("/jobs/{job_id}/stream")
-async def job_stream(request: Request, viewer: CurrentViewer, job_id: str) -> Response:
-    """The summary and timeline (HTML for htmx's SSE swap) as they change; `end` once final."""
+async def job_stream(
+    request: Request, viewer: CurrentViewer, job_id: str, after: int = 0
+) -> Response:
+    """The summary as it changes and the events after `after` as they come (HTML for
+    htmx's SSE swap: the summary replaced, events appended); `end` once final."""
     service = dashboard(request).service
     job = await owned(service, viewer, job_id)
     return StreamingResponse(
-        _live(request, service, viewer, job.id),
+        _live(request, service, viewer, job.id, max(after, 0)),
         media_type="text/event-stream",
         headers=pages.HEADERS,
     )
 
 
 async def _live(
-    request: Request, service: JobService, viewer: Viewer, job_id: str
+    request: Request, service: JobService, viewer: Viewer, job_id: str, after: int
 ) -> AsyncIterator[str]:
-    sent: dict[str, str] = {}
+    sent = ""
     while await pages.still_signed_in(request, viewer):
-        job = await service.get(job_id)
-        values = {**await _summary(service, job), "viewer": viewer}
-        for event in ("summary", "timeline"):
-            html = pages.fragment(f"_{event}.html", **values)
-            if sent.get(event) != html:
-                sent[event] = html
-                yield sse(event, html)
+        job = await service.get(job_id)  # before its events: once final, they are all in
+        html = pages.fragment("_summary.html", **await _summary(service, job), viewer=viewer)
+        if html != sent:
+            sent = html
+            yield sse("summary", html)
+        events = await service.events(job_id, after)
+        if events:
+            after = events[-1].seq
+            yield f"id: {after}\n" + sse(
+                "timeline", pages.fragment("_timeline.html", events=events)
+            )
         if job.state.final:
             yield "event: end\ndata: final\n\n"
             return
