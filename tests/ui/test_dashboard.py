@@ -212,3 +212,32 @@ def test_jobgate_ui_prints_a_link_that_signs_in_once(server: Server, browser: Br
     made_here = {t["label"]: t for t in tokens if t["label"].startswith("dashboard")}
     assert made_here["dashboard sign-in link"]["revoked_at"]  # used up
     assert made_here["dashboard session (from a sign-in link)"]["revoked_at"]  # signed out
+
+
+BAD_REQUESTS = [
+    ("/ui/jobs?state=BOGUS", 422),
+    ("/ui/jobs?label=no-equals", 422),
+    ("/ui/jobs?name=%00", 422),
+    ("/ui/jobs?label=k%3D%00", 422),
+    ("/ui/jobs?destination=%00", 422),
+    ("/ui/jobs?before=not-an-id", 422),
+    ("/ui/jobs/..%2F..%2Fetc", 404),
+    ("/ui/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV/files/..%2F..%2Fjobgate.db", 404),
+    ("/ui/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV/logs/passwd", 404),
+    ("/ui/charts/data.json?minutes=0", 422),
+]
+
+
+def test_bad_input_is_a_readable_page_never_a_stack_trace(
+    server: Server, signed_in: Callable[..., Page]
+) -> None:
+    page = signed_in("alice")
+    for path, status in BAD_REQUESTS:
+        res = page.request.get(path)
+        assert res.status == status, (path, res.status, res.text()[:300])
+        assert "text/html" in res.headers["content-type"], path
+        assert "Traceback" not in res.text() and 'role="alert"' in res.text(), path
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    res = page.request.post("/ui/submit", form={"csrf": csrf or "", "script": "echo \x00"})
+    assert res.status == 422 and "script" in res.text()
+    assert not [line for line in server.log if "Traceback" in line]

@@ -45,6 +45,7 @@ LIVE_TICK_S = 2.0  # how often a live page looks again when no change woke it
 LIVE_GAP_S = 0.5  # and at most this often, however busy the gateway
 JOB_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 _QUERY = re.compile(r"[\w=&%+.~-]*")  # a query string as Filters.query writes it
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 _Many = Annotated[list[str] | None, Query()]
 
 
@@ -83,6 +84,13 @@ def _many(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def check_texts(values: dict[str, str]) -> None:
+    """No NUL (no store holds one: PostgreSQL refuses it) nor lone surrogate in a field."""
+    for name, value in values.items():
+        if _NOT_TEXT.search(value):
+            raise SpecError(name, "contains a NUL byte or a lone UTF-16 surrogate")
+
+
 def _filters(
     state: _Many = None,
     destination: str = "",
@@ -93,6 +101,8 @@ def _filters(
 ) -> Filters:
     if before and not JOB_ID.fullmatch(before):
         raise SpecError("before", "not a job id")
+    texts = {"state": "".join(state or []), "destination": destination, "label": label}
+    check_texts({**texts, "name": name, "owner": owner})
     return Filters([s for s in state or [] if s], destination, label, name, owner, before)
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 
 from jobgate.errors import SpecError
 from jobgate.service import Area
+from jobgate.ui.jobs import check_texts
 from jobgate.ui.pages import BASE, HEADERS, CurrentViewer, PageRoute, PostedForm, dashboard, render
 
 router = APIRouter(route_class=PageRoute)
@@ -49,6 +50,7 @@ async def submit(request: Request, posted: PostedForm) -> Response:
     values = {f: v if isinstance(v := posted.form.get(f, ""), str) else "" for f in FIELDS}
     service = dashboard(request).service
     try:
+        check_texts(values)
         if not values["script"].strip():
             raise SpecError("script", "give the script to run")
         job = await service.submit(spec_of(values), owner=posted.viewer.user.name, area=Area())
