@@ -55,11 +55,14 @@ def test_the_job_page_follows_its_log_and_downloads_a_file(
     )
     job = server.submit("alice", script=script, name="logger", labels={"run": _label()})
     page = signed_in("alice")
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/stream" in r.url else None)
     page.goto(f"/ui/jobs/{job['id']}")
     log = page.locator("#log-stdout")
     expect(log).to_contain_text("line one")
     first.open()
     expect(log).to_contain_text("line two")
+    assert len(streams) == 1, streams  # one connection for summary, timeline and both logs
     expect(page.locator("#timeline")).to_contain_text("job.checkpoint")
     page.screenshot(path=shots / "job-live.png", full_page=True)
     second.open()

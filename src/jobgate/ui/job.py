@@ -7,10 +7,10 @@ import json
 import mimetypes
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from markupsafe import escape
 
@@ -101,25 +101,34 @@ async def job_page(request: Request, viewer: CurrentViewer, job_id: str) -> Resp
 
 @router.get("/jobs/{job_id}/stream")
 async def job_stream(
-    request: Request, viewer: CurrentViewer, job_id: str, after: int = 0
+    request: Request,
+    viewer: CurrentViewer,
+    job_id: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+    stdout: Annotated[int, Query(ge=0)] = 0,
+    stderr: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    """The summary as it changes and the events after `after` as they come (HTML for
-    htmx's SSE swap: the summary replaced, events appended); `end` once final."""
+    """The job page's one live stream (a browser opens few connections per host): the
+    summary as it changes, the events after `after` and the logs from their offsets as
+    they come (HTML for htmx's SSE swap: the summary replaced, the rest appended); `end`
+    once the job is final and its logs are sent."""
     service = dashboard(request).service
     job = await owned(service, viewer, job_id)
+    logs = {"stdout": stdout, "stderr": stderr}
     return StreamingResponse(
-        _live(request, service, viewer, job.id, max(after, 0)),
+        _live(request, viewer, job.id, after, logs),
         media_type="text/event-stream",
         headers=pages.HEADERS,
     )
 
 
 async def _live(
-    request: Request, service: JobService, viewer: Viewer, job_id: str, after: int
+    request: Request, viewer: Viewer, job_id: str, after: int, logs: dict[str, int]
 ) -> AsyncIterator[str]:
+    service = dashboard(request).service
     sent = ""
     while await pages.still_signed_in(request, viewer):
-        job = await service.get(job_id)  # before its events: once final, they are all in
+        job = await service.get(job_id)  # read first: once final, its events and logs are in
         html = pages.fragment("_summary.html", **await _summary(service, job), viewer=viewer)
         if html != sent:
             sent = html
@@ -127,53 +136,30 @@ async def _live(
         events = await service.events(job_id, after)
         if events:
             after = events[-1].seq
-            yield f"id: {after}\n" + sse(
-                "timeline", pages.fragment("_timeline.html", events=events)
-            )
-        if job.state.final:
+            yield sse("timeline", pages.fragment("_timeline.html", events=events))
+        more = False
+        for stream in LOG_STREAMS:
+            data = await _next_lines(service, job, stream, logs[stream])
+            if data:
+                logs[stream] += len(data)
+                body = "".join(f"data: {line}\n" for line in str(escape(_text(data))).split("\n"))
+                yield f"event: log-{stream}\n{body}\n"
+            more = more or len(data) == CHUNK
+        if job.state.final and not more:
             yield "event: end\ndata: final\n\n"
             return
-        yield ": waiting\n\n"
-        await service.wait_change(job_id, TICK_S)
-
-
-@router.get("/jobs/{job_id}/logs/{stream}/stream")
-async def log_stream(
-    request: Request, viewer: CurrentViewer, job_id: str, stream: str, offset: int = 0
-) -> Response:
-    """The log from `offset` (or the Last-Event-ID seen), as escaped text to append."""
-    service = dashboard(request).service
-    job = await owned(service, viewer, job_id)
-    if stream not in LOG_STREAMS:
-        raise NotFoundError(f"no log {stream!r}")
-    resumed = request.headers.get("last-event-id", "")
-    start = int(resumed) if resumed.isascii() and resumed.isdigit() else max(offset, 0)
-    return StreamingResponse(
-        _follow(request, viewer, job.id, stream, start),
-        media_type="text/event-stream",
-        headers=pages.HEADERS,
-    )
-
-
-async def _follow(
-    request: Request, viewer: Viewer, job_id: str, stream: str, offset: int
-) -> AsyncIterator[str]:
-    service = dashboard(request).service
-    while await pages.still_signed_in(request, viewer):
-        final = (await service.get(job_id)).state.final  # read before: the log is whole then
-        data = await service.read_log(job_id, stream, offset, CHUNK)
-        if not final and len(data) < CHUNK:
-            data = _whole(data)
-        if data:
-            offset += len(data)
-            body = "".join(f"data: {line}\n" for line in str(escape(_text(data))).split("\n"))
-            yield f"id: {offset}\nevent: log\n{body}\n"
-        elif final:
-            yield "event: end\ndata: final\n\n"
-            return
-        else:
+        if not more:
             yield ": waiting\n\n"
             await service.wait_change(job_id, TICK_S / 2)
+
+
+async def _next_lines(service: JobService, job: JobRecord, stream: str, offset: int) -> bytes:
+    """The log from `offset`, CHUNK at most: in whole lines while the job still writes."""
+    try:
+        data = await service.read_log(job.id, stream, offset, CHUNK)
+    except NotFoundError:  # the job put something else in the log's place
+        return b""
+    return data if job.state.final or len(data) == CHUNK else _whole(data)
 
 
 def _whole(data: bytes) -> bytes:
