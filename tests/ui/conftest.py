@@ -49,7 +49,9 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield srv
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, not session: while Playwright's sync API runs, its event loop is the
+# thread's running loop, and the tests after these would fail in asyncio.run().
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     chromium = service_env().get("JOBGATE_TEST_CHROMIUM", "")
     need(bool(chromium) and Path(chromium).exists(), "no Chromium (scripts/browser-up.sh)")
