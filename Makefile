@@ -18,6 +18,7 @@ run: $(STAMP)
 	@echo "jobgate: starting the gateway (SQLite store in $${JOBGATE_HOME:-~/.local/share/jobgate}, destination 'local')."
 	@echo "jobgate: in another terminal, submit a job:  $(BIN)/jobgate run examples/hello.sh"
 	@echo "jobgate: list jobs:  $(BIN)/jobgate ls      stop the gateway: Ctrl-C (jobs keep running)"
+	@echo "jobgate: the dashboard: open the link that  $(BIN)/jobgate ui --user $$(id -un)  prints"
 	$(BIN)/jobgate serve
 
 # Services need root (packages, daemons). Without root they are not started and the tests

@@ -48,9 +48,11 @@ def run_raw(n: int, poll_s: float, partition: str | None, tmp: Path) -> dict[str
             ["squeue", "-h", "-t", ACTIVE, "-j", ",".join(ids), "-o", "%i"],
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
-        if not out.stdout.strip():
+        if out.returncode and "Invalid job id" not in out.stderr:
+            raise RuntimeError(f"squeue: {out.stderr.strip()}")
+        if not out.stdout.strip():  # none active (or all purged already: squeue refuses them)
             break
         time.sleep(poll_s)
     return {"submit_s": submitted, "done_s": time.perf_counter() - t0, "polls": polls}

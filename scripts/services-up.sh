@@ -4,7 +4,8 @@
 #   slurm-up.sh  one-node Slurm "jgcluster" + sacct + PBS wrappers (qsub)  -> /var/lib/jobgate-test/slurm.env
 #   ssh-up.sh    sshd 127.0.0.1:2222, user jobtest, key login               -> /var/lib/jobgate-test/ssh.env
 #   s3-up.sh     S3 (moto server) 127.0.0.1:5055                            -> /var/lib/jobgate-test/s3.env
-# then writes /var/lib/jobgate-test/services.env = all four, for tests to source in one go:
+#   browser-up.sh  Debian's Chromium for the dashboard's browser tests     -> /var/lib/jobgate-test/browser.env
+# then writes /var/lib/jobgate-test/services.env = all five, for tests to source in one go:
 #   set -a; . /var/lib/jobgate-test/services.env; set +a
 # Idempotent and quick (< 1 s) when everything already runs. Run as root. Stop: services-down.sh.
 set -euo pipefail
@@ -15,11 +16,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }   # wall clock in milliseconds
 T0=$(ms)
-for s in pg slurm ssh s3; do
+for s in pg slurm ssh s3 browser; do
   t=$(ms)
   # pg-up prints the URL on stdout; keep our stdout for the summary below
   if ! "$HERE/$s-up.sh" >/dev/null; then
-    rm -f "$JG_VAR/services.env"    # absent unless all four are up
+    rm -f "$JG_VAR/services.env"    # absent unless all five are up
     die "$s-up.sh failed; services.env removed"
   fi
   log "$s up ($(($(ms) - t)) ms)"
@@ -27,7 +28,7 @@ done
 
 {
   echo "# written by jobgate scripts/services-up.sh $(date -u +%FT%TZ)"
-  cat "$JG_VAR/pg.env" "$JG_VAR/slurm.env" "$JG_VAR/ssh.env" "$JG_VAR/s3.env"
+  cat "$JG_VAR/pg.env" "$JG_VAR/slurm.env" "$JG_VAR/ssh.env" "$JG_VAR/s3.env" "$JG_VAR/browser.env"
 } | write_env "$JG_VAR/services.env"
 log "all up in $(($(ms) - T0)) ms: $JG_VAR/services.env"
 cat "$JG_VAR/services.env"

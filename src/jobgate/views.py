@@ -6,7 +6,7 @@ the REST door render a job the same way without importing each other. Internal f
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -123,6 +123,23 @@ class FileReader(Protocol):
     async def read(self, offset: int, size: int) -> bytes: ...
 
     async def close(self) -> None: ...
+
+
+FILE_CHUNK = 1024 * 1024
+
+
+async def chunks(reader: FileReader, limit: int) -> AsyncIterator[bytes]:
+    """A download: the file's bytes, `limit` at most, closed at the end (or when left)."""
+    offset = 0
+    try:
+        while offset < limit:
+            data = await reader.read(offset, min(FILE_CHUNK, limit - offset))
+            if not data:
+                return
+            offset += len(data)
+            yield data
+    finally:
+        await reader.close()
 
 
 def parse_states(items: list[str] | tuple[str, ...] | list[JobState]) -> list[JobState]:

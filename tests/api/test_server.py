@@ -586,9 +586,11 @@ def test_api_docs_need_nothing_outside_the_gateway(server: Server, page: str) ->
         assert asset.status_code == 200 and asset.content, url
 
 
-def test_the_root_leads_to_the_docs(server: Server) -> None:
-    for path in ("/", "/api", "/api/v1"):
-        res = httpx.get(server.base_url + path)  # not followed
+def test_the_root_leads_to_the_dashboard_and_the_api_to_its_docs(server: Server) -> None:
+    res = httpx.get(server.base_url + "/")  # not followed
+    assert (res.status_code, res.headers["location"]) == (307, "/ui/")
+    for path in ("/api", "/api/v1"):
+        res = httpx.get(server.base_url + path)
         assert (res.status_code, res.headers["location"]) == (307, "/docs"), path
     assert httpx.get(server.base_url + "/openapi.json").json()["info"]["title"]
 

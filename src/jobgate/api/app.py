@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from jobgate import ui
 from jobgate.api import docs, problems, tes
 from jobgate.api.bodies import BodyGuard
 from jobgate.api.compat import cybergis, joblauncher
@@ -46,7 +47,8 @@ def create_app(service: JobService) -> FastAPI:
     app.include_router(joblauncher.router, prefix="/compat/joblauncher", responses=compat)
     app.include_router(cybergis.router, prefix="/compat/cybergis", responses=compat)
     tes.install(app, service)
-    docs.install(app, f"{PREFIX}/openapi.json")
+    ui.install(app, service)  # the dashboard at /ui/ (jobgate.ui), where / leads
+    docs.install(app, f"{PREFIX}/openapi.json", home=ui.HOME)
     _add_spec_schema(app)
     return app
 

@@ -23,7 +23,9 @@ from jobgate.api.problems import TooLarge, problem
 from jobgate.errors import SpecError
 from jobgate.users import User
 
-TOKEN_IN_BODY = ("/compat/cybergis/",)  # their clients may authenticate inside the body
+# Their clients may authenticate inside the body; the dashboard's forms carry a session
+# cookie and a CSRF token instead, checked by its routes (jobgate.ui).
+TOKEN_IN_BODY = ("/compat/cybergis/", "/ui/")
 TOKEN_IN_BODY_LIMIT = 1 << 20
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 

@@ -17,7 +17,7 @@ ASSETS = "/static"
 
 
 def install(app: FastAPI, openapi_url: str, home: str = "/docs") -> None:
-    """`home`: where / leads (the dashboard, once there is one)."""
+    """`home`: where / leads (the dashboard); /api and /api/v1 lead to /docs."""
     app.mount(ASSETS, StaticFiles(directory=STATIC), name="static")
 
     @app.get("/docs", include_in_schema=False)
@@ -45,8 +45,9 @@ def install(app: FastAPI, openapi_url: str, home: str = "/docs") -> None:
     async def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    for path in ("/", "/api", "/api/", "/api/v1", "/api/v1/"):
-        app.add_api_route(path, _to(home), include_in_schema=False, methods=["GET"])
+    app.add_api_route("/", _to(home), include_in_schema=False, methods=["GET"])
+    for path in ("/api", "/api/", "/api/v1", "/api/v1/"):
+        app.add_api_route(path, _to("/docs"), include_in_schema=False, methods=["GET"])
 
 
 def _to(target: str) -> Callable[[], Awaitable[RedirectResponse]]:

@@ -13,7 +13,7 @@ from jobgate.cli.query import COMMANDS
 from jobgate.cli.queue import queue
 from jobgate.cli.results import results
 from jobgate.cli.submit import resubmit, run, submit
-from jobgate.cli.tokens import token
+from jobgate.cli.tokens import token, ui
 from jobgate.errors import ConfigError, JobgateError, SpecError
 
 
@@ -74,7 +74,7 @@ def serve(ctx: click.Context, host: str, port: int, no_api: bool) -> None:
     serve_forever(ctx.find_root().obj, host, port, api=not no_api)
 
 
-for command in [submit, run, resubmit, *COMMANDS, results, queue, token]:
+for command in [submit, run, resubmit, *COMMANDS, results, queue, token, ui]:
     cli.add_command(command)
 
 

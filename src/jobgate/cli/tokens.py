@@ -13,7 +13,7 @@ from jobgate.cli import render
 from jobgate.cli.options import json_option
 from jobgate.errors import SpecError
 from jobgate.sdk import Gateway
-from jobgate.service.accounts import AccountService
+from jobgate.service.accounts import SIGN_IN_LINK, AccountService
 
 _DURATION = re.compile(r"(\d{1,9})([smhdw])")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -106,3 +106,18 @@ def token_revoke(ctx: click.Context, token_ids: tuple[str, ...]) -> None:
     for token_id in token_ids:
         info = accounts.revoke_now(token_id)
         click.echo(f"{info.id} revoked ({info.user})")
+
+
+@click.command("ui")
+@click.option("--user", required=True, help="Who the link signs in (created if new).")
+@click.option("--admin", is_flag=True, help="The user sees and acts on every job.")
+@click.option("--url", default="http://127.0.0.1:8765", show_default=True, help="The gateway.")
+@click.option("--expires", default="10m", show_default=True, help="The link works this long.")
+@click.pass_context
+def ui(ctx: click.Context, user: str, admin: bool, url: str, expires: str) -> None:
+    """Print a one-time link that signs `user` in to the web dashboard (on the gateway's
+    host: it writes the store). Opening it asks to confirm; it works once."""
+    accounts = _accounts(ctx)
+    when = expiry(expires)
+    new = accounts.create_token_now(user, admin=admin, label=SIGN_IN_LINK, expires_at=when)
+    click.echo(f"{url.rstrip('/')}/ui/signin/link?code={new.token}")

@@ -15,6 +15,10 @@ from jobgate.store.accounts import Accounts
 from jobgate.users import NewToken, TokenInfo, User
 
 MAX_EXPIRY_S = 100 * 365 * 86400
+# `jobgate ui` prints a sign-in link: a short-lived token with this label, which the
+# dashboard uses up once for a session token of its own (labelled LINK_SESSION).
+SIGN_IN_LINK = "dashboard sign-in link"
+LINK_SESSION = "dashboard session (from a sign-in link)"
 _TOKEN_ID = re.compile(r"[0-9a-f]{16}")  # as the store makes them
 
 
@@ -60,6 +64,13 @@ class AccountService:
         info = await self._db.write(self._accounts.revoke, token_id, user)
         self._cache.forget()
         return info
+
+    async def redeem(self, token: str, label: str) -> User | None:
+        """Use up a one-time token with this label (a dashboard sign-in link): its user
+        the first time, None ever after (or if it expired, or has another label)."""
+        user = await self._db.write(self._accounts.redeem, token, label)
+        self._cache.forget()
+        return user
 
     def revoke_now(self, token_id: str, user: str | None = None) -> TokenInfo:
         _check_id(token_id)

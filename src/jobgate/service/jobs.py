@@ -31,6 +31,7 @@ from jobgate.service.queues import QueueItems
 from jobgate.service.results import ResultsService
 from jobgate.service.system import SystemService
 from jobgate.service.waiting import Waiting
+from jobgate.service.watch import ChangeFeed
 from jobgate.spec import JobEvent, JobRecord, JobSpec, Resources
 from jobgate.states import JobState, StopReason
 from jobgate.store import AsyncStore, Transition
@@ -63,12 +64,8 @@ class JobService:
         self._supervisor = supervisor
         self._backends = supervisor.backends if supervisor else Backends(config)
         self._waiting = Waiting(db, supervised=supervisor is not None)
-        # Waiting for jobs (service/waiting.py): notify is the supervisor's, after commits.
-        self.notify, self.wait_change, self.wait = (
-            self._waiting.notify,
-            self._waiting.wait_change,
-            self._waiting.wait,
-        )
+        self.changes = ChangeFeed()  # any job of this process's changed: live pages
+        self.wait_change, self.wait = self._waiting.wait_change, self._waiting.wait
         # Concurrent API requests share transactions and queries (see store.batching).
         self._inserts = Batcher(self._insert_batch, "jobgate-insert")
         self._reads = Batcher(self._read_batch, "jobgate-read")
@@ -270,6 +267,7 @@ class JobService:
         return await self._db.write(self._store.insert_jobs, items)
 
     def _inserted(self) -> None:
+        self.changes.bump()
         if self._supervisor is not None:
             self._supervisor.wake()
 
@@ -369,6 +367,11 @@ class JobService:
         if self._supervisor is not None:
             self._supervisor.request_stop(job_id)
         return await self._db.read(self._store.get, job_id)
+
+    def notify(self, job_ids: builtins.list[str]) -> None:
+        """Wake whoever waits on these jobs (the supervisor calls this after each commit)."""
+        self.changes.bump()
+        self._waiting.notify(job_ids)
 
 
 def _queued_message(record: JobRecord) -> str:

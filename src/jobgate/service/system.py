@@ -10,11 +10,12 @@ from jobgate.config import Config
 from jobgate.engine.callbacks import CallbackDispatcher
 from jobgate.engine.supervisor import Supervisor
 from jobgate.errors import StoreUnavailable
+from jobgate.ids import encode
 from jobgate.spec import JobRecord
 from jobgate.states import JobState
 from jobgate.store import AsyncStore
 from jobgate.store.outbox import Outbox
-from jobgate.views import CallbackFormat
+from jobgate.views import CallbackFormat, store_filters
 
 ACTIVE_COUNT_S = 1.0
 
@@ -60,6 +61,38 @@ class SystemService:
     async def counts(self) -> dict[str, dict[JobState, int]]:
         """Jobs per destination and state."""
         return await self._db.read(self._db.sync.counts)
+
+    async def state_counts(
+        self, cap: int, window: int, **filters: Any
+    ) -> tuple[dict[JobState, int], bool]:
+        """Jobs per state matching `list`'s filters, cheap however many jobs there are (a
+        full count per page view would scan them all): final states among the newest
+        `window` matching jobs, active ones (few jobs are in them) up to `cap` each; with
+        a label filter all among the newest `window` jobs with the label. And whether the
+        window was full (then counts are of the newest jobs only)."""
+        found = store_filters(**filters)
+        found.pop("state")
+        recent, read = await self._db.read(self._db.sync.recent_states, window, **found)
+        full = read >= window
+        if found["label"]:
+            return recent, full
+        active = [s for s in JobState if not s.final]
+        counts = await self._db.read(self._db.sync.count_states, active, cap, **found)
+        return counts | {s: n for s, n in recent.items() if s.final}, full
+
+    async def activity(
+        self, window_s: float, cap: int, owner: str | None = None
+    ) -> list[tuple[str, float, Any, Any]]:
+        """(state, created_at, started_at, finished_at) of the jobs made in the last
+        `window_s` seconds (one owner's, if given), newest first, at most `cap`: charts."""
+        since = encode(int((time.time() - window_s) * 1000) << 80)  # the first ULID of then
+        rows = await self._db.read(self._db.sync.activity, since, cap, owner)
+        return [(r.state, r.created_at, r.started_at, r.finished_at) for r in rows]
+
+    async def gateways(self) -> list[dict[str, Any]]:
+        """The supervising gateway processes the store knows, with their last heartbeat."""
+        rows = await self._db.read(self._db.sync.gateways)
+        return [dict(r._mapping) for r in rows]
 
     async def health(self) -> dict[str, bool]:
         """Whether the store answers reads and takes writes now (each bounded in time)."""

@@ -97,6 +97,22 @@ class Accounts:
             return None
         return User(row.name, bool(row.admin), row.callback_secret), row.expires_at
 
+    def redeem(self, token: str, label: str) -> User | None:
+        """Use up a one-time token: revoke it if it is valid now and has this label, in
+        one guarded UPDATE (of two tries at once, one wins). Its user, or None."""
+        live = update(tokens).where(
+            tokens.c.hash == hash_token(token),
+            tokens.c.label == label,
+            tokens.c.revoked_at.is_(None),
+            or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > time.time()),
+        )
+        with self.store.writing() as conn:
+            used = live.values(revoked_at=time.time()).returning(tokens.c.user)
+            name = conn.execute(used).scalar()
+            if name is not None:
+                _move_marker(conn)
+        return None if name is None else self.user(name)
+
     def tokens(self, user: str | None = None) -> list[TokenInfo]:
         """Tokens (of `user`, or everyone's), oldest first; revoked and expired ones too."""
         query = select(tokens).order_by(tokens.c.created_at, tokens.c.id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Connection, Float, Integer, Row
+from sqlalchemy import Boolean, Column, Connection, Float, Integer, Row, update
 
 from jobgate.states import ACTIVE_STATES, FINAL_STATES, JobState, reason_code, sources
 from jobgate.store.tables import job_events, job_labels, jobs
@@ -276,3 +276,17 @@ def claim(
             claimed.append(row)
     add_events(conn, [(r.id, JobState.STAGING_IN.value, "admitted", {}) for r in claimed], now)
     return claimed
+
+
+PENDING_REASON = "pending_reason"  # a note of the scheduler's reason a job waits
+
+
+def keep_pending_reasons(conn: Connection, notes: Events) -> None:
+    """A job waiting in its scheduler keeps the reason its last note gave, beside the event."""
+    for job_id, type_, message, _ in notes:
+        if type_ == PENDING_REASON:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state == JobState.SUBMITTED.value)
+                .values(pending_reason=message[:200] or None)
+            )

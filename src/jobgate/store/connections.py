@@ -24,7 +24,10 @@ BUSY_TIMEOUT_MS = 3_000
 
 # PostgreSQL: a statement that waits this long for a lock another session holds fails
 # (StoreUnavailable) instead of hanging its request.
-PG_OPTIONS = {"options": f"-c lock_timeout={BUSY_TIMEOUT_MS}"}
+# Custom plans always: psycopg prepares a statement run 5 times, and PostgreSQL's generic
+# plan for it ignores how skewed `state` is (a few QUEUED among 100,000 COMPLETED): 0.1 ms
+# became a 15 ms scan (bench/ui_jobs_page.py). Planning each costs far less than that.
+PG_OPTIONS = {"options": f"-c lock_timeout={BUSY_TIMEOUT_MS} -c plan_cache_mode=force_custom_plan"}
 
 
 class StoreBusy(StoreUnavailable):

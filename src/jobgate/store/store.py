@@ -42,8 +42,6 @@ from jobgate.store.connections import Database
 from jobgate.store.rows import event_of, record_of, resources_json
 from jobgate.store.tables import gateways, job_events, job_labels, jobs
 
-PENDING_REASON = "pending_reason"  # a note of the scheduler's reason a job waits
-
 
 class Store(Database):
     """Every query of the gateway, each in its own transaction (or one statement)."""
@@ -128,6 +126,57 @@ class Store(Database):
         query = select(func.count()).select_from(jobs).where(and_(True, *_conditions(**filters)))
         with self.reading() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def count_states(
+        self, states: Iterable[JobState], cap: int, **filters: Any
+    ) -> dict[JobState, int]:
+        """Jobs per state that match `filters`, each counted up to `cap` at most (one
+        index range per state, however many jobs are older): for states few jobs are in."""
+        out = {}
+        with self.reading() as conn:
+            for state in states:
+                conds = _conditions(**{**filters, "state": [state]})
+                ids = select(jobs.c.id).where(and_(True, *conds)).limit(cap).subquery()
+                out[state] = int(conn.execute(select(func.count()).select_from(ids)).scalar_one())
+        return out
+
+    def recent_states(self, window: int, **filters: Any) -> tuple[dict[JobState, int], int]:
+        """Jobs per state among the newest `window` that match `filters`, in one bounded
+        read: the newest of all jobs, or with a label filter the newest jobs with that
+        label, each looked up by id (a label few jobs carry is not searched for among all
+        of them, whichever index a planner would pick). And how many jobs were read."""
+        labels = dict(filters.pop("label", None) or {})
+        if labels:
+            key, value = labels.popitem()
+            newest_ids = (
+                select(job_labels.c.job_id)
+                .where(job_labels.c.key == key, job_labels.c.value == value)
+                .order_by(job_labels.c.job_id.desc())
+                .limit(window)
+                .subquery()
+            )
+            conds = _conditions(**filters, label=labels)
+            state_of = select(jobs.c.state).where(jobs.c.id == newest_ids.c.job_id, *conds)
+            looked_up = state_of.correlate(newest_ids).scalar_subquery().label("state")
+            newest = select(looked_up).select_from(newest_ids).subquery()
+        else:
+            conds = _conditions(**filters)
+            rows = select(jobs.c.state).where(and_(True, *conds)).order_by(jobs.c.id.desc())
+            newest = rows.limit(window).subquery()
+        query = select(newest.c.state, func.count()).group_by(newest.c.state)
+        with self.reading() as conn:
+            found = conn.execute(query).all()
+        counts = {JobState(state): int(n) for state, n in found if state is not None}
+        return counts, sum(int(n) for _, n in found)
+
+    def activity(self, since_id: str, cap: int, owner: str | None = None) -> builtins.list[Any]:
+        """State and times of the jobs made since `since_id` (a ULID of a time: a range of
+        the primary key), newest first, `cap` at most; one owner's only if given."""
+        columns = (jobs.c.state, jobs.c.created_at, jobs.c.started_at, jobs.c.finished_at)
+        conds = [jobs.c.id >= since_id, *([jobs.c.owner == owner] if owner else [])]
+        query = select(*columns).where(*conds).order_by(jobs.c.id.desc())
+        with self.reading() as conn:
+            return list(conn.execute(query.limit(cap)).all())
 
     def adopt(
         self, destination: str, gateway_id: str, live: Sequence[str], host: str | None = None
@@ -218,13 +267,7 @@ class Store(Database):
             changes_.add_events(conn, notes, now)  # first: a job's last words precede its end
             tasks_.keep(conn, notes, now)
             took = changes_.apply(conn, changes, now)
-            for job_id, type_, message, _ in notes:
-                if type_ == PENDING_REASON:  # the job keeps it, as well as the event
-                    conn.execute(
-                        update(jobs)
-                        .where(jobs.c.id == job_id, jobs.c.state == JobState.SUBMITTED.value)
-                        .values(pending_reason=message[:200] or None)
-                    )
+            changes_.keep_pending_reasons(conn, notes)
             return took
 
     def tasks(self, job_id: str) -> builtins.list[tasks_.Task]:

@@ -61,6 +61,9 @@ jobs = Table(
 )
 Index("ix_jobs_destination_state", jobs.c.destination, jobs.c.state)
 Index("ix_jobs_state", jobs.c.state)
+# One user's jobs newest first, and of one state (migration 0006): lists never sort.
+Index("ix_jobs_owner_id", jobs.c.owner, jobs.c.id)
+Index("ix_jobs_owner_state_id", jobs.c.owner, jobs.c.state, jobs.c.id)
 
 job_events = Table(
     "job_events",
@@ -95,7 +98,7 @@ job_labels = Table(
     Column("key", String(100), primary_key=True),
     Column("value", String(500), nullable=False),
 )
-Index("ix_job_labels_key_value", job_labels.c.key, job_labels.c.value)
+Index("ix_job_labels_key_value_job", job_labels.c.key, job_labels.c.value, job_labels.c.job_id)
 
 gateways = Table(
     "gateways",

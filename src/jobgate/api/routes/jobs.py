@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import mimetypes
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,10 +22,9 @@ from jobgate.spec import JobSpec
 from jobgate.states import JobState
 from jobgate.tasks import TaskOut
 from jobgate.units import ts
-from jobgate.views import FileReader
+from jobgate.views import chunks
 
 router = APIRouter(tags=["jobs"])
-FILE_CHUNK = 1024 * 1024
 _EMPTY = "An empty value is no filter"
 # key=value, or empty (no filter): the schema says so, so a fuzzer's "x" is not "valid"
 _Label = Annotated[str, StringConstraints(pattern=r"^([^=]+=|$)")]
@@ -297,20 +295,7 @@ async def get_file(job: OwnedJob, ctx: Ctx, path: str) -> StreamingResponse:
     reader = await ctx.service.files.open(job, path)
     media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
     limit = ctx.service.files.max_download_bytes
-    return StreamingResponse(_chunks(reader, limit), media_type=media_type)
-
-
-async def _chunks(reader: FileReader, limit: int) -> AsyncIterator[bytes]:
-    offset = 0
-    try:
-        while offset < limit:
-            data = await reader.read(offset, min(FILE_CHUNK, limit - offset))
-            if not data:
-                return
-            offset += len(data)
-            yield data
-    finally:
-        await reader.close()
+    return StreamingResponse(chunks(reader, limit), media_type=media_type)
 
 
 def _last_event_id(request: Request, default: int) -> int:
