@@ -45,6 +45,7 @@ ROUTES: dict[str, Route] = {
     "DELETE /api/v1/tokens/{token_id}": Route("token", 200),
     "GET /api/v1/jobs": Route("user", 200),
     "POST /api/v1/jobs": Route("user", 201, lambda s, u: {"script": "true"}),
+    "POST /api/v1/jobs:batch": Route("user", 201, lambda s, u: {"jobs": [{"script": "true"}]}),
     "GET /api/v1/jobs/{job_id}": Route("job", 200),
     "DELETE /api/v1/jobs/{job_id}": Route("job", 202),
     "GET /api/v1/jobs/{job_id}/events": Route("job", 200),
@@ -53,6 +54,7 @@ ROUTES: dict[str, Route] = {
     "GET /api/v1/jobs/{job_id}/files/{path}": Route("job", 200),
     "GET /api/v1/jobs/{job_id}/callbacks": Route("job", 200),
     "GET /api/v1/jobs/{job_id}/results": Route("job", 200),
+    "GET /api/v1/jobs/{job_id}/tasks": Route("job", 200),
     "GET /api/v1/results": Route("user", 200),
     # Drop-in APIs: other wire formats, the same tokens and the same ownership rule.
     "POST /compat/joblauncher/job": Route("user", 201, _joblauncher),

@@ -72,6 +72,7 @@ async def _summary(service: JobService, job: JobRecord) -> dict[str, Any]:
         "job": job,
         "elapsed": fmt.elapsed(job, datetime.now(UTC)),
         "waiting": await service.waiting_reason(job),
+        "tasks": await service.tasks(job.id) if (job.resources or job.spec.resources).array else [],
     }
 
 
