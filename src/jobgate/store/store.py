@@ -39,6 +39,7 @@ from jobgate.store import changes as changes_
 from jobgate.store import tasks as tasks_
 from jobgate.store.changes import Transition, dumps
 from jobgate.store.connections import Database
+from jobgate.store.filters import conditions
 from jobgate.store.rows import event_of, record_of, resources_json
 from jobgate.store.tables import gateways, job_events, job_labels, jobs
 
@@ -113,7 +114,7 @@ class Store(Database):
     ) -> builtins.list[JobRecord]:
         """Newest first; `before` is a job id to page from (ids sort by time: keyset paging,
         never OFFSET). `filters`: as `count_jobs`."""
-        conds = _conditions(**filters)
+        conds = conditions(**filters)
         if before:
             conds.append(jobs.c.id < before)
         query = select(jobs).where(and_(True, *conds)).order_by(jobs.c.id.desc()).limit(limit)
@@ -123,7 +124,7 @@ class Store(Database):
 
     def count_jobs(self, **filters: Any) -> int:
         """How many jobs match: state, destination, label, owner, name, since."""
-        query = select(func.count()).select_from(jobs).where(and_(True, *_conditions(**filters)))
+        query = select(func.count()).select_from(jobs).where(and_(True, *conditions(**filters)))
         with self.reading() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -135,7 +136,7 @@ class Store(Database):
         out = {}
         with self.reading() as conn:
             for state in states:
-                conds = _conditions(**{**filters, "state": [state]})
+                conds = conditions(**{**filters, "state": [state]})
                 ids = select(jobs.c.id).where(and_(True, *conds)).limit(cap).subquery()
                 out[state] = int(conn.execute(select(func.count()).select_from(ids)).scalar_one())
         return out
@@ -155,12 +156,12 @@ class Store(Database):
                 .limit(window)
                 .subquery()
             )
-            conds = _conditions(**filters, label=labels)
+            conds = conditions(**filters, label=labels)
             state_of = select(jobs.c.state).where(jobs.c.id == newest_ids.c.job_id, *conds)
             looked_up = state_of.correlate(newest_ids).scalar_subquery().label("state")
             newest = select(looked_up).select_from(newest_ids).subquery()
         else:
-            conds = _conditions(**filters)
+            conds = conditions(**filters)
             rows = select(jobs.c.state).where(and_(True, *conds)).order_by(jobs.c.id.desc())
             newest = rows.limit(window).subquery()
         query = select(newest.c.state, func.count()).group_by(newest.c.state)
@@ -367,33 +368,3 @@ class Store(Database):
     def gateways(self) -> builtins.list[Row[Any]]:
         with self.reading() as conn:
             return list(conn.execute(select(gateways)).all())
-
-
-def _conditions(
-    *,
-    state: Iterable[JobState] | None = None,
-    destination: str | None = None,
-    label: dict[str, str] | None = None,
-    owner: str | None = None,
-    name: str | None = None,
-    since: float | None = None,
-    name_prefix: str | None = None,
-    label_keys: Iterable[str] = (),
-) -> builtins.list[Any]:
-    states = [s.value for s in state] if state is not None else None
-    conds = [
-        jobs.c.state.in_(states) if states is not None else None,
-        jobs.c.destination == destination if destination else None,
-        jobs.c.owner == owner if owner else None,
-        jobs.c.name == name if name else None,
-        jobs.c.created_at >= since if since is not None else None,
-        jobs.c.name.startswith(name_prefix, autoescape=True) if name_prefix else None,
-    ]
-    for key in label_keys:  # the label, whatever its value
-        conds.append(jobs.c.id.in_(select(job_labels.c.job_id).where(job_labels.c.key == key)))
-    for key, value in (label or {}).items():
-        sub = select(job_labels.c.job_id).where(
-            job_labels.c.key == key, job_labels.c.value == value
-        )
-        conds.append(jobs.c.id.in_(sub))
-    return [c for c in conds if c is not None]
