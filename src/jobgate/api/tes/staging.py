@@ -31,6 +31,13 @@ class Storage:
         self.settings = settings
         self._check_host = check_host  # SpecError for a host the gateway may not call
 
+    def check_host(self, url: str, field: str) -> None:
+        """SpecError naming `field` for a URL whose host the gateway may not call."""
+        try:
+            self._check_host(url)
+        except SpecError as exc:
+            raise SpecError(f"{field}.url", exc.message) from None
+
     def scheme(self, field: str, url: str) -> str:
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme not in self.settings.storage:
@@ -74,7 +81,7 @@ def _fetch(
         check_path(f"{field}.url", path, roots)
         return _local(path, item, field)
     if scheme in ("http", "https"):
-        storage_host_check(storage, item.url, field)
+        storage.check_host(item.url, field)
         if item.type == "DIRECTORY":
             raise SpecError(field, "a DIRECTORY cannot come from http(s)://")
     fs = storage.fs(scheme)
@@ -90,13 +97,6 @@ def _fetch(
         return [(inside(item.path), bytes(fs.cat_file(item.url)))]
     except Exception as exc:  # the storage library's own errors (botocore's are not OSError)
         raise SpecError(f"{field}.url", f"{item.url!r} cannot be read: {exc!r}") from None
-
-
-def storage_host_check(storage: Storage, url: str, field: str) -> None:
-    try:
-        storage._check_host(url)
-    except SpecError as exc:
-        raise SpecError(f"{field}.url", exc.message) from None
 
 
 def _local(path: str, item: Input, field: str) -> list[tuple[str, bytes]]:
