@@ -5,6 +5,7 @@ scancel and the file system, and a clock the test moves."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import shlex
@@ -61,6 +62,9 @@ class World(Transport):
             merged = [(r.stdout + r.stderr).strip().replace("\n", "\x1f") for r in results]
             out = "".join(f"{r.returncode} {m}\n" for r, m in zip(results, merged, strict=True))
             return CommandResult(0, out, "")
+        command = list(itertools.dropwhile(lambda word: "=" in word, argv[2:]))
+        if argv[:2] == ["/usr/bin/env", "-i"] and command[:1] == ["sbatch"]:  # from env -i
+            argv = command
         self.calls.append(argv)
         cmd = argv[0]
         if cmd in self.down:
@@ -441,7 +445,7 @@ def test_stop_runs_cancel_sh_then_cancels_and_the_poll_decides() -> None:
         await backend.stop(finished, StopReason.CANCEL)  # it ended first: scancel says nothing
         await backend.stop(running, StopReason.CANCEL)  # asked twice: acted on once
         assert [c[:2] for c in world.calls] == [
-            ["env", "-i"],  # cancel.sh, with none of the gateway's environment
+            ["/usr/bin/env", "-i"],  # cancel.sh, with none of the gateway's environment
             ["scancel", "1"],
             ["scancel", "2"],
         ]

@@ -79,7 +79,7 @@ def test_on_another_host_its_login_keeps_its_own_base() -> None:
     argv = ["bash", "cancel.sh"]
     assert clean_command(argv, env, REMOTE) == argv  # the login's environment, not ours
     local = job_environment(job, LOCAL, "/r", gateway_env=GATEWAY, account=ACCOUNT)
-    assert clean_command(argv, local, LOCAL) == ["env", "-i", *local.command_env(), *argv]
+    assert clean_command(argv, local, LOCAL) == ["/usr/bin/env", "-i", *local.command_env(), *argv]
 
 
 def test_a_rendered_wrapper_fills_in_only_what_a_login_lacks() -> None:
@@ -102,7 +102,8 @@ def test_a_rendered_wrapper_fills_in_only_what_a_login_lacks() -> None:
 def test_submit_commands_pass_none_of_the_submitters_environment() -> None:
     files = JobFiles.of(record(script="true"), "/runs/01JOBGATE0000000000000TEST")
     slurm = SlurmScheduler(Destination(name="s", scheduler="slurm"))
-    assert "--export=NONE" in slurm.submit_command("/runs/x/jobgate.sh", files)
+    # ALL of what sbatch has: `env -i` and the job's base (BatchBackend.submit)
+    assert "--export=ALL" in slurm.submit_command("/runs/x/jobgate.sh", files)
     qsub = PBSScheduler(Destination(name="p", scheduler="pbs")).submit_command("x.sh", files)
     assert qsub[-3:] == ["-v", "JOBGATE_JOB_ID=01JOBGATE0000000000000TEST", "x.sh"]
     assert "-V" not in qsub

@@ -102,11 +102,13 @@ class BatchBackend(Backend):
             self.scheduler.template, job, files, env, self.destination.hooks, **context
         )
         await stage_in(self.transport, plan(job, files, wrapper, extra))
-        argv = self._command(self.scheduler.submit_command(files.marker(WRAPPER), files))
+        # From `env -i` with the job's base: the submit command passes nothing of ours.
+        submit = self._command(self.scheduler.submit_command(files.marker(WRAPPER), files))
+        argv = clean_command(submit, env, self.destination)
         try:
             result = await self._shells.run(argv)
             if result.returncode == 127:  # the shell says: no such command, here
-                raise CommandNotFound(f"{argv[0]}: command not found on {self._where}")
+                raise CommandNotFound(f"{submit[0]}: command not found on {self._where}")
             native_id = self.scheduler.parse_submit_output(result)
         except TransientError:
             found = await self.find(job)  # the job may have gone in before the error

@@ -4,9 +4,10 @@ It is exactly: a base (`PATH`, `HOME`, `USER`, `LANG`, `TMPDIR`, `SHELL`), the g
 variables the destination names in `pass_env`, the spec's `environment`, and
 `JOBGATE_JOB_ID` / `JOBGATE_RUN_DIR` / `JOBGATE_EVENTS`. Nothing else of the gateway's own
 environment (its home, port, tokens, database URL) ever reaches a job. Each backend
-delivers it its own way: local jobs are spawned with it; the wrappers export it; sbatch
-gets an explicit `--export=NONE`, qsub a `-v` and never `-V`; and commands the gateway
-runs for a job (the process scheduler's launch, `cancel.sh`) start from `env -i`.
+delivers it its own way: local jobs are spawned with it; the wrappers export it; and
+commands the gateway runs for a job (sbatch and qsub, the process scheduler's launch,
+`cancel.sh`) start from `env -i` with the base, so sbatch's `--export=ALL` and qsub's `-v`
+(never `-V`) pass on nothing of the gateway's.
 
 On the gateway's host the base is known here: PATH, LANG and TMPDIR from the gateway
 (else defaults), HOME, USER and SHELL of the account the job runs as. On another host
@@ -103,4 +104,4 @@ def clean_command(argv: list[str], env: JobEnvironment, dest: Destination) -> li
     job's own environment already."""
     if dest.transport != "local":
         return argv
-    return ["env", "-i", *env.command_env(), *argv]
+    return ["/usr/bin/env", "-i", *env.command_env(), *argv]  # not found on PATH: ours

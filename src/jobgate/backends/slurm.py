@@ -93,9 +93,10 @@ class SlurmScheduler(BatchScheduler):
     # -- commands ---------------------------------------------------------------------------
 
     def submit_command(self, script_path: str, files: JobFiles) -> list[str]:
-        # --export=NONE as in the script, here too: SBATCH_EXPORT in the gateway's own
-        # environment would beat the script's line, not the command line's.
-        return ["sbatch", "--parsable", "--export=NONE", script_path]
+        # sbatch runs from `env -i` with the job's base (BatchBackend.submit), so ALL
+        # exports only that. Not NONE: it has slurmd load the user's login environment
+        # (`su -`) before each job, one at a time: half the job rate of the test cluster.
+        return ["sbatch", "--parsable", "--export=ALL", script_path]
 
     def parse_submit_output(self, result: CommandResult) -> str:
         if result.returncode != 0:

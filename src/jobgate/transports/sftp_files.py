@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-import asyncssh
+from jobgate.transports.asyncssh_quiet import asyncssh
 
 
 async def mkdirs(sftp: asyncssh.SFTPClient, path: str) -> None:

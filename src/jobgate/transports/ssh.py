@@ -28,11 +28,10 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-
 from jobgate.config import Destination
 from jobgate.errors import FatalError, JobgateError, SchedulerUnavailable
 from jobgate.transports import beneath, sftp_files
+from jobgate.transports.asyncssh_quiet import asyncssh
 from jobgate.transports.base import MAX_LISTED, CommandResult, Transport
 from jobgate.views import FileReader
 

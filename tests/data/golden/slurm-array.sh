@@ -2,7 +2,7 @@
 # jobgate job 01JOBGATE0000000000000TEST (Slurm). Generated: edits are overwritten.
 #SBATCH --job-name=jobgate-01JOBGATE0000000000000TEST
 #SBATCH --output=/runs/01JOBGATE0000000000000TEST/jobgate-%a.log
-#SBATCH --export=NONE
+#SBATCH --export=ALL
 #SBATCH --partition=debug
 #SBATCH --time=00:01:30
 #SBATCH --array=0-99%10
