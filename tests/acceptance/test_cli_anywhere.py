@@ -95,11 +95,12 @@ def test_exit_status_of_a_cancelled_job(cli: Cli, tmp_path: Path) -> None:
         )
         for cmd in (["run"], ["submit", "--wait"])
     ]
-    for _ in waiting:  # each job says it is running through the FIFO: no polling
-        reader = threading.Thread(target=started.read_text, daemon=True)
-        reader.start()
-        reader.join(120)
-        assert not reader.is_alive(), "a job never started"
+    # Each job says it is running through the FIFO: no polling. Both may write while one
+    # read is open (it then sees both lines): count lines, not opens.
+    reader = threading.Thread(target=_read_lines, args=(started, len(waiting)), daemon=True)
+    reader.start()
+    reader.join(120)
+    assert not reader.is_alive(), "a job never started"
     res = cli("cancel", "--label", label, "--yes")
     # Embedded, the `run` process supervising the jobs stops them: "cancel requested".
     assert res.returncode == 0 and len(res.stdout.splitlines()) == 2, res.stdout
@@ -176,3 +177,9 @@ def fill_store(url: str, owner: str, label: str, n: int) -> None:
         )
     finally:
         store.engine.dispose()
+
+
+def _read_lines(fifo: Path, count: int) -> None:
+    seen = 0
+    while seen < count:  # each read lasts until no writer has the FIFO open
+        seen += len(fifo.read_text().splitlines())

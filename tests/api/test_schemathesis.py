@@ -51,6 +51,13 @@ include-path = ["/api/v1/jobs", "/api/v1/jobs:batch", "/api/v1/tokens", "/compat
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = [
     "2XX", "3XX", "401", "403", "404", "409", "422", "429", "5XX"]
+
+# joblauncher's DELETE cancels, and the job keeps its record (docs/compat.md): a GET after
+# it answers 200 with state KILLED, which use_after_free (schemathesis >= 4.32) calls a
+# deleted resource still there.
+[[operations]]
+include-path-regex = "^/compat/joblauncher/job/"
+checks.use_after_free.enabled = false
 """
 
 

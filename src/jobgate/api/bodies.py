@@ -13,8 +13,9 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import StringConstraints
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +29,9 @@ from jobgate.users import User
 TOKEN_IN_BODY = ("/compat/cybergis/", "/ui/")
 TOKEN_IN_BODY_LIMIT = 1 << 20
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+# A query string's text, as the OpenAPI document states it: no NUL (check_text also
+# refuses lone surrogates, which no JSON Schema pattern can name).
+QueryText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 
 
 class BodyGuard:

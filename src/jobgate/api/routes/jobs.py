@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from jobgate.api import streams
-from jobgate.api.bodies import check_text
+from jobgate.api.bodies import QueryText, check_text
 from jobgate.api.deps import Ctx, CurrentUser, OwnedJob
 from jobgate.api.schemas import CallbackAttempt, EventOut, JobList, JobOut, job_response
 from jobgate.errors import NotFoundError, SpecError, spec_error
@@ -27,7 +27,7 @@ from jobgate.views import chunks
 router = APIRouter(tags=["jobs"])
 _EMPTY = "An empty value is no filter"
 # key=value, or empty (no filter): the schema says so, so a fuzzer's "x" is not "valid"
-_Label = Annotated[str, StringConstraints(pattern=r"^([^=]+=|$)")]
+_Label = Annotated[str, StringConstraints(pattern=r"^(([^=\x00]+=[^\x00]*)|)$")]
 _MAX_POSITION = 2**62  # event seqs and byte offsets: past any real one, within int64 and seek()
 _SPEC_REF = {"$ref": "#/components/schemas/JobRequest"}
 MAX_BATCH = 1000  # jobs in one POST /jobs:batch
@@ -169,13 +169,15 @@ async def list_jobs(
     user: CurrentUser,
     ctx: Ctx,
     state: Annotated[list[JobState] | None, Query()] = None,
-    destination: Annotated[str | None, Query(description=_EMPTY)] = None,
+    destination: Annotated[QueryText | None, Query(description=_EMPTY)] = None,
     label: Annotated[list[_Label] | None, Query(description="key=value")] = None,
-    name: Annotated[str | None, Query(description=_EMPTY)] = None,
+    name: Annotated[QueryText | None, Query(description=_EMPTY)] = None,
     created_since: Annotated[str | None, Query(description="ISO 8601 time, UTC if no zone")] = None,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
+    cursor: Annotated[
+        QueryText | None, Query(description="`next_cursor` of the page before")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    owner: Annotated[str | None, Query(description="Admins: one user's jobs only")] = None,
+    owner: Annotated[QueryText | None, Query(description="Admins: one user's jobs only")] = None,
     count: Annotated[bool, Query(description="Also count all the jobs that match")] = False,
 ) -> JobList:
     # An empty value is no filter, as a web form sends one for a field left blank.

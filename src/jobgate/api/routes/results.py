@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from jobgate.api.bodies import check_text
+from jobgate.api.bodies import QueryText, check_text
 from jobgate.api.deps import Ctx, CurrentUser, OwnedJob
 from jobgate.views import ResultOut
 
@@ -30,10 +30,12 @@ async def job_results(job: OwnedJob, ctx: Ctx) -> ResultOut | None:
 async def list_results(
     user: CurrentUser,
     ctx: Ctx,
-    job_type: Annotated[str | None, Query(description="Only this job type's")] = None,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
+    job_type: Annotated[QueryText | None, Query(description="Only this job type's")] = None,
+    cursor: Annotated[
+        QueryText | None, Query(description="`next_cursor` of the page before")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    owner: Annotated[str | None, Query(description="Admins: one user's only")] = None,
+    owner: Annotated[QueryText | None, Query(description="Admins: one user's only")] = None,
 ) -> ResultList:
     """Newest first; yours (admins: everyone's, or `owner`'s)."""
     for field, value in (("job_type", job_type), ("cursor", cursor), ("owner", owner)):
