@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import serve_env
-from jobgate import Gateway, JobState
+from conftest import make_config, serve_env
+from jobgate import AsyncGateway, Gateway, JobState
 
 
 def test_kill_9_loses_nothing_and_runs_nothing_twice(
@@ -96,3 +97,36 @@ def test_a_clean_stop_is_told_from_a_crash_and_the_end_time_kept(
             assert abs(ended.timestamp() - sidecar.stat().st_mtime) < 0.01
             recovery = [e.message for e in job.events() if e.type == "recovery"]
             assert recovery and "stopped cleanly" in recovery[-1], recovery
+
+
+def test_what_a_job_said_before_a_restart_is_heard_once_and_kept(
+    home: Path, database_url: str, tmp_path: Path
+) -> None:
+    """A job talks, its gateway stops cleanly, the next takes it over: listening resumes
+    where the last note got to (nothing heard twice, nothing lost), and the @var values
+    said before the restart are still the job's results."""
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    script = (
+        "echo '@var=[first:1]'\necho '@event=[STEP:before]'\n"
+        f"read -r _ < {gate}\n"
+        "echo '@event=[STEP:after]'\necho '@var=[second:2]'\n"
+    )
+    config = make_config(home, database_url)
+
+    async def scenario() -> tuple[JobState, list[str], dict[str, object] | None]:
+        async with AsyncGateway(config) as gw:
+            job = await gw.submit(script=script)
+            while not any(e.type == "job.STEP" for e in await gw.events(job.id)):
+                await gw.service.wait_change(job.id, 10)  # a note wakes it too
+        async with AsyncGateway(config) as gw:  # a clean stop; the job runs on
+            with open(gate, "w") as fifo:  # the job reads: this open does not block
+                fifo.write("go\n")
+            done = await gw.wait(job.id, 60)
+            steps = [e.message for e in await gw.events(job.id) if e.type == "job.STEP"]
+            result = await gw.service.results.get(job.id)
+        return done.state, steps, None if result is None else result.data
+
+    state, steps, results = asyncio.run(scenario())
+    assert (state, steps) == (JobState.COMPLETED, ["before", "after"])
+    assert results == {"first": 1, "second": 2}

@@ -186,6 +186,31 @@ def test_restart_while_jobs_run(cluster: None, open_gateway: OpenGateway, home: 
     assert pending.wait(WAIT) == S.CANCELLED
 
 
+def test_a_restart_with_1200_jobs_watches_each_asking_500_per_status_command(
+    cluster: None, open_gateway: OpenGateway
+) -> None:
+    """1,200 held jobs (more than two chunks): a new gateway adopts each once, a chunk of
+    records at a time, and one poll round asks about all of them in ceil(1200/500) = 3
+    squeue calls, never one per job."""
+    dest = slurm_destination(capacity=1500)
+    first = open_gateway(slurm=dest)
+    held = first.submit_many([{"script": "true", "resources": {"directives": ["--hold"]}}] * 1200)
+    native_ids = [j.wait(WAIT, until=lambda s: s == S.SUBMITTED) and j.native_id for j in held]
+    first.close()
+    try:
+        second = open_gateway(slurm=dest)
+        backend = second._core._runtime.supervisor.backends.get("slurm")  # type: ignore[union-attr]
+        assert backend.tracked() == 1200
+        second._call(backend.poller.poll())  # type: ignore[attr-defined]
+        assert backend.poller.max_rounds_per_poll == 3  # type: ignore[attr-defined]
+        assert {j.id: j.state for j in second.list(limit=0)} == {j.id: S.SUBMITTED for j in held}
+        sample = second.get(held[700].id)
+        assert [e.type for e in sample.events()].count("recovery") == 1
+    finally:
+        for i in range(0, len(native_ids), 500):
+            subprocess.run(["scancel", *filter(None, native_ids[i : i + 500])], check=False)
+
+
 def test_a_job_submitted_just_before_a_crash_is_found_not_sent_twice(
     cluster: None, home: Path, tmp_path: Path
 ) -> None:

@@ -75,6 +75,49 @@ def test_a_batch_reports_each_change_and_final_states_never_change(store: Store)
     assert [e.type for e in store.events(_job(2).id)] == ["QUEUED", "FAILED"]
 
 
+def test_many_jobs_are_adopted_once_each_in_order_saying_why(store: Store) -> None:
+    """1,200 active jobs (more than a chunk, more than SQLite's bound parameters allow in
+    one IN list): ids only, oldest first; one `recovery` event each, saying whether the
+    supervisor that watched it died or let go; a live supervisor's jobs are left alone."""
+    jobs = [_job(i, S.RUNNING) for i in range(1200)]
+    store.insert_jobs([(j, "queued") for j in jobs])
+    ids = [j.id for j in jobs]
+    notes = ("died", "let go")
+    assert store.adopt("local", "first", [], None, notes) == ids  # nobody watched them
+    store.release_jobs(ids[:200])  # a clean stop lets go of some
+    assert store.adopt("local", "second", [], None, notes) == ids  # "first" is dead
+    assert store.adopt("local", "third", ["second"], None, notes) == []  # "second" lives
+    said = {i: tuple(e.message for e in store.events(i) if e.type == "recovery") for i in ids}
+    assert {i: said[i] for i in ids[:200]} == dict.fromkeys(ids[:200], ("let go", "let go"))
+    assert {i: said[i] for i in ids[200:]} == dict.fromkeys(ids[200:], ("let go", "died"))
+
+
+def test_running_jobs_are_listened_to_a_chunk_at_a_time(store: Store) -> None:
+    """Keyset chunks of one supervisor's running jobs: each once, in id order, with where
+    its stdout goes (the spec's paths); queued jobs and other supervisors' are not."""
+    from jobgate.store.results import running_of
+
+    running = [_job(i, S.RUNNING) for i in range(1100)]
+    talker = _job(1100, S.RUNNING).model_copy(
+        update={"spec": JobSpec(script="true", directory="work", stdout="out.txt")}
+    )
+    store.insert_jobs([(j, "queued") for j in [*running, talker, _job(2000)]])
+    store.adopt("local", "me", [], None)
+    store.insert_jobs([(_job(3000, S.RUNNING), "queued")])  # nobody's yet
+    seen, after = [], ""
+    while chunk := running_of(store, "local", "me", after, 500):
+        assert len(chunk) <= 500
+        seen += chunk
+        after = chunk[-1].id
+    assert [j.id for j in seen] == [j.id for j in [*running, talker]]
+    assert (seen[-1].run_dir, seen[-1].directory, seen[-1].stdout) == (
+        talker.run_dir,
+        "work",
+        "out.txt",
+    )
+    assert (seen[0].directory, seen[0].stdout) == (None, None)
+
+
 def test_an_empty_database_migrates_to_head_and_head_is_tables_py(database_url: str) -> None:
     engine = sa.create_engine(database_url)
     assert migrate.current(engine) is None

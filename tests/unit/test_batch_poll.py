@@ -171,8 +171,8 @@ class Sink:
         self.tasks: list[dict[str, Any]] = []  # the job.task notes' data, in order
         self.reported = asyncio.Event()
 
-    def report(self, job: JobRecord, outcome: Outcome) -> None:
-        self.reports.append((job.id, outcome))
+    def report(self, job: JobRecord | str, outcome: Outcome) -> None:
+        self.reports.append((job if isinstance(job, str) else job.id, outcome))
         self.reported.set()
 
     def note(

@@ -123,8 +123,8 @@ class _Sink:
         self.reports: list[tuple[str, Outcome]] = []
         self.notes: list[tuple[str, str]] = []
 
-    def report(self, job: JobRecord, outcome: Outcome) -> None:
-        self.reports.append((job.id, outcome))
+    def report(self, job: JobRecord | str, outcome: Outcome) -> None:
+        self.reports.append((job if isinstance(job, str) else job.id, outcome))
 
     def note(self, job_id: str, type_: str, message: str) -> None:
         self.notes.append((job_id, type_))

@@ -39,7 +39,9 @@ class Submitted:
 
 
 class StatusSink(Protocol):
-    def report(self, job: JobRecord, outcome: Outcome) -> None: ...
+    def report(self, job: JobRecord | str, outcome: Outcome) -> None:
+        """How a job moved: its record, or only its id (a backend watching many jobs keeps
+        no records; the supervisor reads one when the job's end needs it)."""
 
     def note(
         self, job_id: str, type_: str, message: str, data: dict[str, Any] | None = None
@@ -159,15 +161,8 @@ class Backend(ABC):
         return await stage_out(self.transport, job, self.files(job), self.local_folder(job))
 
     def anchored(self, job: JobRecord, path: str) -> tuple[str, str]:
-        """`path` (absolute, or relative to the run directory) as (a directory the gateway
-        trusts, the rest): the run directory, else the job's working directory, else (a
-        path the job's own user named, embedded use) the file's folder."""
-        files = self.files(job)
-        full = posixpath.normpath(posixpath.join(files.run_dir, path))
-        for root in (files.run_dir, files.workdir):
-            if full.startswith(root.rstrip("/") + "/"):
-                return root, full[len(root.rstrip("/")) + 1 :]
-        return posixpath.split(full)
+        """`path` as (a directory the gateway trusts, the rest): JobFiles.anchor."""
+        return self.files(job).anchor(path)
 
     async def read(self, job: JobRecord, path: str, offset: int = 0, limit: int = -1) -> bytes:
         """Bytes of a file of the job (absolute, or relative to its run directory), opened

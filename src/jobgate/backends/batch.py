@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 import time
 from collections import Counter
 
@@ -24,6 +25,7 @@ from jobgate.backends.batch_scheduler import (
     task_files,
 )
 from jobgate.backends.batch_status import (
+    ONE_UNIT,
     UNREADABLE,
     NativeStatus,
     SidecarCode,
@@ -144,12 +146,24 @@ class BatchBackend(Backend):
             self._track(job, job.native_id)
 
     def _track(self, job: JobRecord, native_id: str) -> None:
+        """Watch the job: what polling needs of it, not its record (see Tracked)."""
         array = self.resources(job).array
-        units: list[Unit] = list(array_indices(array)) if array else [None]
-        running = job.state == JobState.RUNNING
-        if job.native_id != native_id:  # what it reports of the job names its native id
-            job = job.model_copy(update={"native_id": native_id})
-        self.poller.watch(job.id, Tracked(job, native_id, units, running, job.stop_reason))
+        t = Tracked(
+            job.id,
+            native_id,
+            run_dir=None if job.run_dir == self.run_dir_of(job.id) else job.run_dir,
+            created_at=job.created_at.timestamp(),
+            units=tuple(array_indices(array)) if array else ONE_UNIT,
+            running=job.state == JobState.RUNNING,
+            stop_reason=job.stop_reason,
+        )
+        self.poller.watch(t.job_id, t)
+
+    def _run_dir(self, t: Tracked) -> str:
+        run_dir = t.run_dir or self.run_dir_of(t.job_id)
+        if run_dir is None:  # watched jobs were placed: their base is known
+            raise SchedulerUnavailable(f"job {t.job_id} has no run directory yet")
+        return run_dir
 
     def tracked(self) -> int:
         return len(self.poller.watched)
@@ -209,10 +223,10 @@ class BatchBackend(Backend):
             st = statuses.get(t.native_id)
             units = t.merge(st, now)
             if st is not None and not t.running and st.reason and st.reason != t.pending_reason:
-                t.pending_reason = st.reason  # said once per change, not once per poll
-                self.sink.note(t.job.id, "pending_reason", st.reason)
+                t.pending_reason = sys.intern(st.reason)  # said once per change, not per poll
+                self.sink.note(t.job_id, "pending_reason", st.reason)
             if t.running and not was_running:
-                self.sink.report(t.job, Outcome(JobState.RUNNING, host=t.host))
+                self.sink.report(t.job_id, Outcome(JobState.RUNNING, host=t.host))
                 self.poller.changed()
             self._tell_tasks(t, st)
             if units:
@@ -235,7 +249,7 @@ class BatchBackend(Backend):
         reads = [(t, u) for t, units in pending for u in units]
         codes = await asyncio.gather(*(self._sidecar(t, u) for t, u in reads))
         evidence = list(zip(reads, codes, strict=True))
-        ask = {t.job.id: t for (t, u), code in evidence if t.needs_accounting(u, code)}
+        ask = {t.job_id: t for (t, u), code in evidence if t.needs_accounting(u, code)}
         accounting = await self._accounting(list(ask.values())) if ask else {}
         for (t, u), code in evidence:
             acct = unit_status(accounting.get(t.native_id), u) if accounting else None
@@ -246,7 +260,7 @@ class BatchBackend(Backend):
     async def _sidecar(self, t: Tracked, unit: Unit) -> SidecarCode:
         rel = EXITCODE if unit is None else f"tasks/{unit}/{EXITCODE}"
         try:
-            data = await self.transport.read_beneath(self.files(t.job).run_dir, rel, 0, 64)
+            data = await self.transport.read_beneath(self._run_dir(t), rel, 0, 64)
         except FileNotFoundError:
             return None
         except TransientError:
@@ -260,7 +274,7 @@ class BatchBackend(Backend):
         """Accounting records of jobs (one chunk); None if it could not be asked now."""
         if self._accounting_off or not jobs:
             return {}
-        since = time.time() - min(t.job.created_at.timestamp() for t in jobs)
+        since = time.time() - min(t.created_at for t in jobs)
         argv = self.scheduler.accounting_command([t.native_id for t in jobs], since)
         if argv is None:
             return {}
@@ -280,13 +294,13 @@ class BatchBackend(Backend):
         for index, state, us in t.task_changes(st):
             data = {"index": index, "state": state.value, "exit_code": us.exit_code}
             data["native_state"] = us.native_state
-            self.sink.note(t.job.id, TASK_EVENT, f"task {index} {state.value}", data)
+            self.sink.note(t.job_id, TASK_EVENT, f"task {index} {state.value}", data)
 
     def _finish_if_done(self, t: Tracked) -> None:
         self._tell_tasks(t)  # how the last tasks ended, before the job's end
-        if t.finished and self.poller.watched.get(t.job.id) is t:
-            self._stopping.discard(t.job.id)
-            self.poller.finish(t.job, t.outcome())
+        if t.finished and self.poller.watched.get(t.job_id) is t:
+            self._stopping.discard(t.job_id)
+            self.poller.finish(t.job_id, t.outcome())
 
     async def _run(
         self, argv: list[str], kind: str, timeout: float = 60.0, input: str | None = None

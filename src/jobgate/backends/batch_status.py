@@ -5,11 +5,11 @@ none of them, LOST. Never success by absence. Pure: `BatchBackend` gathers the e
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from jobgate.backends.outcome import Outcome, ended
-from jobgate.spec import JobRecord
 from jobgate.states import JobState, StopReason
 
 
@@ -80,41 +80,87 @@ def decide(
     return None
 
 
-@dataclass(eq=False)
-class Tracked:
-    """A job the polling loop watches, and what is known of it so far, per unit."""
+ONE_UNIT: tuple[Unit, ...] = (None,)  # a whole (non-array) job
 
-    job: JobRecord
-    native_id: str
-    units: list[Unit]  # its array indices, or [None]
-    running: bool = False
-    stop_reason: StopReason | None = None
-    host: str | None = None
-    pending_reason: str | None = None  # the scheduler's, as last reported
-    told: dict[Unit, JobState] = field(default_factory=dict)  # array tasks' states, as said
-    missing_since: float | None = None
-    done: dict[Unit, NativeStatus] = field(default_factory=dict)  # final: never asked again
-    said: dict[Unit, NativeStatus] = field(default_factory=dict)  # ended; how or code unknown
+
+class Tracked:
+    """A job the polling loop watches, and what is known of it so far, per unit. No job
+    record is kept: its id, native id, run directory (None: the destination's default)
+    and age are all that polling needs, so 100,000 watched jobs cost tens of MB, not a
+    GB. What is known per unit lives in dicts made on first use (most jobs are running,
+    with nothing to remember yet)."""
+
+    __slots__ = (
+        "created_at",
+        "done",
+        "host",
+        "job_id",
+        "missing_since",
+        "native_id",
+        "pending_reason",
+        "run_dir",
+        "running",
+        "said",
+        "stop_reason",
+        "told",
+        "units",
+    )
+
+    def __init__(
+        self,
+        job_id: str,
+        native_id: str,
+        *,
+        run_dir: str | None = None,
+        created_at: float = 0.0,
+        units: tuple[Unit, ...] = ONE_UNIT,
+        running: bool = False,
+        stop_reason: StopReason | None = None,
+    ) -> None:
+        self.job_id = sys.intern(job_id)  # shared with the listener's and the poller's keys
+        self.native_id = native_id
+        self.run_dir = run_dir
+        self.created_at = created_at
+        self.units = units
+        self.running = running
+        self.stop_reason = stop_reason
+        self.host: str | None = None
+        self.pending_reason: str | None = None  # the scheduler's, as last reported
+        self.missing_since: float | None = None
+        self.told: dict[Unit, JobState] | None = None  # array tasks' states, as said
+        self.done: dict[Unit, NativeStatus] | None = None  # final: never asked again
+        self.said: dict[Unit, NativeStatus] | None = None  # ended; how or code unknown
+
+    def _done(self, unit: Unit, st: NativeStatus) -> None:
+        if self.done is None:
+            self.done = {}
+        self.done[unit] = st
+
+    def is_done(self, unit: Unit) -> bool:
+        return self.done is not None and unit in self.done
 
     def merge(self, st: NativeStatus | None, now: float) -> list[Unit]:
         """Take in the status command's answer; returns the units that left the queue or
         ended without an exit code, for the sidecar and then accounting to decide."""
         unresolved = []
         for unit in self.units:
-            if unit in self.done:
+            if self.is_done(unit):
                 continue
             us = unit_status(st, unit)
             if us is not None and us.phase == Phase.ENDED:
                 if us.outcome is not None and (
                     us.exit_code is not None or us.outcome in (JobState.COMPLETED, JobState.LOST)
                 ):
-                    self.done[unit] = us
+                    self._done(unit, us)
                     continue
+                if self.said is None:
+                    self.said = {}
                 self.said[unit] = us
             if us is None or us.phase == Phase.ENDED:
                 unresolved.append(unit)
             elif us.phase == Phase.RUNNING and not self.running:
-                self.running, self.host = True, us.host
+                # one string per host, not per job (100,000 jobs share a few nodes)
+                self.running, self.host = True, sys.intern(us.host) if us.host else None
         self.missing_since = (self.missing_since or now) if unresolved else None
         return unresolved
 
@@ -122,20 +168,22 @@ class Tracked:
         """An array's tasks whose state changed since last said: running, or how they ended."""
         changes = []
         for unit in self.units:
-            done = self.done.get(unit)
+            done = self.done.get(unit) if self.done is not None else None
             us = done or unit_status(st, unit)
             if unit is None or us is None:
                 continue
             state = done.outcome if done is not None else None
             if done is None and us.phase == Phase.RUNNING:
                 state = JobState.RUNNING
-            if state is not None and self.told.get(unit) != state:
+            if state is not None and (self.told or {}).get(unit) != state:
+                if self.told is None:
+                    self.told = {}
                 self.told[unit] = state
                 changes.append((unit, state, us))
         return changes
 
     def needs_accounting(self, unit: Unit, code: SidecarCode) -> bool:
-        said = self.said.get(unit)
+        said = self.said.get(unit) if self.said is not None else None
         return (said is None or said.outcome is None) and code not in (0, UNREADABLE)
 
     def decide(
@@ -149,19 +197,20 @@ class Tracked:
     ) -> None:
         waited = now - (self.missing_since or now)
         due = self.stop_reason is not None and self.running and waited < SIDECAR_GRACE_S
-        said = self.said.get(unit)
+        said = self.said.get(unit) if self.said is not None else None
         decided = decide(said, code, acct, answered, waited >= grace_s, self.stop_reason, due)
         if decided is not None:
-            self.done[unit] = decided
+            self._done(unit, decided)
 
     @property
     def finished(self) -> bool:
-        return all(u in self.done for u in self.units)
+        return all(self.is_done(u) for u in self.units)
 
     def outcome(self) -> Outcome:
-        if self.units == [None]:
-            return unit_outcome(self.done[None], self.stop_reason)
-        return array_outcome(self.done, self.stop_reason)
+        done = self.done or {}
+        if self.units == ONE_UNIT:
+            return unit_outcome(done[None], self.stop_reason)
+        return array_outcome(done, self.stop_reason)
 
 
 def unit_status(st: NativeStatus | None, unit: Unit) -> NativeStatus | None:

@@ -24,7 +24,19 @@ class JobFiles:
     @classmethod
     def of(cls, job: JobRecord, run_dir: str) -> JobFiles:
         spec = job.spec
-        workdir = posixpath.join(run_dir, spec.directory) if spec.directory else run_dir
+        return cls.at(run_dir, spec.directory, spec.stdout, spec.stderr, spec.stdin)
+
+    @classmethod
+    def at(
+        cls,
+        run_dir: str,
+        directory: str | None = None,
+        stdout: str | None = None,
+        stderr: str | None = None,
+        stdin: str | None = None,
+    ) -> JobFiles:
+        """From the spec's paths alone (what listening to many jobs reads of each)."""
+        workdir = posixpath.join(run_dir, directory) if directory else run_dir
 
         def named(path: str | None, default: str) -> str:
             """A file the user named is relative to the workdir; ours live in the run dir."""
@@ -33,10 +45,20 @@ class JobFiles:
         return cls(
             run_dir=run_dir,
             workdir=workdir,
-            stdout=named(spec.stdout, "stdout"),
-            stderr=named(spec.stderr, "stderr"),
-            stdin=named(spec.stdin, "") if spec.stdin else None,
+            stdout=named(stdout, "stdout"),
+            stderr=named(stderr, "stderr"),
+            stdin=named(stdin, "") if stdin else None,
         )
+
+    def anchor(self, path: str) -> tuple[str, str]:
+        """`path` (absolute, or relative to the run directory) as (a directory the gateway
+        trusts, the rest): the run directory, else the job's working directory, else (a
+        path the job's own user named, embedded use) the file's folder."""
+        full = posixpath.normpath(posixpath.join(self.run_dir, path))
+        for root in (self.run_dir, self.workdir):
+            if full.startswith(root.rstrip("/") + "/"):
+                return root, full[len(root.rstrip("/")) + 1 :]
+        return posixpath.split(full)
 
     def marker(self, name: str) -> str:
         return f"{self.run_dir}/{name}"

@@ -81,12 +81,10 @@ class LocalBackend(Backend):
         self._watches: dict[str, _Watch] = {}
         self._stop_reasons: dict[str, StopReason] = {}
         self._pool = ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="jobgate-spawn")
-
-    async def start(self) -> None:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # one pidfd per running job
+        # One pidfd per running job, from the first one re-attached at start.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        await super().start()
 
     async def submit(self, job: JobRecord) -> Submitted:
         # posix_spawn suspends its thread until the child has exec'd (~1 ms here, more
@@ -261,6 +259,16 @@ class LocalBackend(Backend):
         return await asyncio.to_thread(collect_as, who, job, files.workdir, target)
 
     async def close(self) -> None:
+        # Stop watching (the jobs run on): a closed gateway must not report their ends,
+        # even while its event loop runs on for another gateway (the SDK, a notebook).
+        loop = asyncio.get_running_loop()
+        for watch in self._watches.values():
+            loop.remove_reader(watch.fd)
+            os.close(watch.fd)
+            for handle in (watch.timer, watch.kill_handle):
+                if handle is not None:
+                    handle.cancel()
+        self._watches.clear()
         self._pool.shutdown(wait=True)
         await super().close()
 

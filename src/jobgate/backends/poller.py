@@ -33,7 +33,7 @@ FINAL_CACHE = 10_000
 
 class Watched(Protocol):
     @property
-    def job(self) -> JobRecord: ...
+    def job_id(self) -> str: ...
 
 
 W = TypeVar("W", bound=Watched)
@@ -77,11 +77,13 @@ class Poller(Generic[W]):
         self._last_change = self.clock()
         self._wake.set()
 
-    def finish(self, job: JobRecord, outcome: Outcome) -> None:
-        """The job ended: report it once, remember how, and stop asking about it."""
-        if self.watched.pop(job.id, None) is None:
+    def finish(self, job: JobRecord | str, outcome: Outcome) -> None:
+        """The job (its record, or its id where none is kept) ended: report it once,
+        remember how, and stop asking about it."""
+        job_id = job if isinstance(job, str) else job.id
+        if self.watched.pop(job_id, None) is None:
             return
-        self._final[job.id] = outcome
+        self._final[job_id] = outcome
         while len(self._final) > FINAL_CACHE:
             self._final.popitem(last=False)
         self._last_change = self.clock()
@@ -93,7 +95,7 @@ class Poller(Generic[W]):
     def note_all(self, type_: str, message: str) -> None:
         log.warning("%s: %s", self.name, message)
         for item in self.watched.values():
-            self.sink.note(item.job.id, type_, message)
+            self.sink.note(item.job_id, type_, message)
 
     # -- the loop -------------------------------------------------------------------------
 

@@ -67,6 +67,10 @@ class _Watch:
     gone: int = 0  # consecutive polls that found no process and no sidecar
     timer: asyncio.TimerHandle | None = None
 
+    @property
+    def job_id(self) -> str:
+        return self.job.id
+
 
 class ProcessBackend(Backend):
     # No scheduler: a job gets the machine as it is; only its time limit is enforced.

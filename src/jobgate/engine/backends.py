@@ -12,7 +12,7 @@ from jobgate.transports.base import Transport
 
 
 class _NoSink:
-    def report(self, job: JobRecord, outcome: Outcome) -> None:  # reads only: no reports
+    def report(self, job: JobRecord | str, outcome: Outcome) -> None:  # reads only: none
         pass
 
     def note(

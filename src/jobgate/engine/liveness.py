@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
 
 from jobgate.backends.local import process_start
-from jobgate.spec import JobRecord
 from jobgate.store import Store
 
 LEASE_S = 15.0  # a supervisor silent this long is dead: its jobs are adopted
@@ -27,10 +25,8 @@ def live_gateways(store: Store) -> list[str]:
     return alive
 
 
-def recovery_notes(
-    jobs: list[JobRecord], orphaned: set[str]
-) -> list[tuple[str, str, str, dict[str, Any]]]:
-    """An event on each adopted job: its gateway died, or let go of it when it stopped."""
-    crashed = "re-attached: the gateway that watched this job stopped without notice"
-    clean = "re-attached: the gateway that watched this job had stopped cleanly"
-    return [(j.id, "recovery", crashed if j.id in orphaned else clean, {}) for j in jobs]
+# The `recovery` event of an adopted job: its supervisor died, or let go when it stopped.
+RECOVERY_NOTES = (
+    "re-attached: the gateway that watched this job stopped without notice",
+    "re-attached: the gateway that watched this job had stopped cleanly",
+)

@@ -14,23 +14,24 @@ import logging
 import socket
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from jobgate.backends.base import SUBMIT_TRIED, Backend, Submitted
-from jobgate.backends.outcome import Outcome, ended
+from jobgate.backends.outcome import Outcome
 from jobgate.config import Config, Destination
 from jobgate.engine.attempts import retry
 from jobgate.engine.backends import Backends
 from jobgate.engine.dependencies import settle
 from jobgate.engine.hearing import Hearing
 from jobgate.engine.janitor import SWEEP_S, sweep
-from jobgate.engine.liveness import live_gateways, recovery_notes
+from jobgate.engine.recovery import adopt
 from jobgate.errors import FatalError, JobgateError, TransientError
 from jobgate.ids import new_id
 from jobgate.spec import JobRecord
 from jobgate.states import FINAL_STATES, JobState, ReasonCode
 from jobgate.store import AsyncStore, Transition
+from jobgate.store.batching import Batcher
 
 log = logging.getLogger(__name__)
 S = JobState
@@ -38,6 +39,7 @@ CLAIM_BATCH = 100  # jobs claimed per transaction
 TICK_S = 0.25  # how often other processes' submissions and cancels are looked for
 HEARTBEAT_S = 5.0
 ADMIT_DELAY_S = 0.001
+BURST_S = 0.05  # a claim this recent: more submissions are likely on their way
 RETRY_MAX_S = 60.0
 _STAGING_IN = frozenset({S.STAGING_IN})
 
@@ -76,7 +78,11 @@ class Supervisor:
         self._stop_wanted = False
         self._paused: dict[str, tuple[float, float]] = {}  # destination -> (until, delay)
         self._full: dict[str, float] = {}  # destination -> loop time it was found full
+        self._claimed_at = -BURST_S  # loop time of the last claim that took jobs
         self._closing = False
+        self._records: Batcher[str, JobRecord | None] = Batcher(
+            lambda ids: db.read(db.sync.get_many, ids), "jobgate-ended"
+        )
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -84,10 +90,9 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         await self.db.write(self.store.heartbeat, self.gateway_id, socket.gethostname())
+        await self._adopt()  # then poll: a round asks about every job taken over, once
         for dest in self.config.destinations.values():
             await self.backends.get(dest.name).start()
-        await self._adopt()
-        for dest in self.config.destinations.values():
             self._spawn(self.hearing.run(dest))
         self._main = asyncio.create_task(self._run(), name="jobgate-supervisor")
 
@@ -147,8 +152,10 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(TICK_S):
                     await self._wake.wait()
-                # Submissions come in bursts: gather a few before one claim transaction.
-                await asyncio.sleep(ADMIT_DELAY_S)
+                # Submissions come in bursts: within one, gather a few before one claim
+                # transaction; a lone one (nothing claimed lately) is claimed at once.
+                if loop.time() - self._claimed_at < BURST_S:
+                    await asyncio.sleep(ADMIT_DELAY_S)
 
     # -- admission and submission -------------------------------------------------------
 
@@ -174,6 +181,7 @@ class Supervisor:
             backend.known_base,  # once known: the run dirs are named at admission
         )
         if claimed:
+            self._claimed_at = now
             await asyncio.gather(*(self._submit(backend, job) for job in claimed))
             await self.flush()
         return len(claimed) == CLAIM_BATCH
@@ -229,16 +237,24 @@ class Supervisor:
 
     # -- what backends report -------------------------------------------------------------
 
-    def report(self, job: JobRecord, outcome: Outcome) -> None:
-        """Called by backends (in the loop) when a job starts running or ends."""
+    def report(self, job: JobRecord | str, outcome: Outcome) -> None:
+        """Called by backends (in the loop) when a job starts running or ends; `job` is
+        its record, or its id where the backend keeps none (read here when it ends)."""
         fields = outcome.fields(outcome.reason)
+        job_id = job if isinstance(job, str) else job.id
         if outcome.state == S.RUNNING:
-            self._queue(Transition(job.id, S.RUNNING, data=outcome.data, fields=fields))
+            self._queue(Transition(job_id, S.RUNNING, data=outcome.data, fields=fields))
             return
         self._spawn(self._ended(job, outcome, fields))
 
-    async def _ended(self, job: JobRecord, outcome: Outcome, fields: dict[str, Any]) -> None:
+    async def _ended(self, job: JobRecord | str, outcome: Outcome, fields: dict[str, Any]) -> None:
         """What the job said last is noted before its end (engine/hearing.py)."""
+        if isinstance(job, str):
+            found = await self._records(job)  # the jobs a poll round ended: one query
+            if found is None:
+                log.warning("job %s ended but is no longer in the store", job)
+                return
+            job = found
         values = await self.hearing.last_words(job)
         wanted = job.spec.output_files or job.spec.job_type or values or self.finishes(job)
         if wanted and outcome.state != S.LOST:
@@ -320,15 +336,18 @@ class Supervisor:
                         return
                     await asyncio.sleep(0.5)
                     continue
-                self._applied(batch, took)
+                self._applied(batch, took, [n[0] for n in notes])
 
-    def _applied(self, batch: list[Transition], took: list[bool]) -> None:
+    def _applied(
+        self, batch: list[Transition], took: list[bool], noted: Sequence[str] = ()
+    ) -> None:
+        """After a commit: who waits on these jobs (or their events) hears of it now."""
         moved = [t for t, ok in zip(batch, took, strict=True) if ok]
         for t, ok in zip(batch, took, strict=True):
             if not ok:
                 self.refused[t.to.value] += 1
                 log.info("job %s: the move to %s did not take (it had moved on)", t.job_id, t.to)
-        self.on_change([t.job_id for t in moved])
+        self.on_change(list(dict.fromkeys([*(t.job_id for t in moved), *noted])))
         ended_ids = [t.job_id for t in moved if t.to in FINAL_STATES]
         if ended_ids:
             self._stopping.difference_update(ended_ids)
@@ -352,34 +371,12 @@ class Supervisor:
                 self._stopping.add(job_id)
                 self._spawn(self.backends.get(dest.name).stop(job, reason))
 
-    # -- recovery -------------------------------------------------------------------------
+    # -- recovery (engine/recovery.py) ----------------------------------------------------
 
     async def _adopt(self) -> None:
-        live = await self.db.read(live_gateways, self.store)
-        for dest in self.config.destinations.values():
-            backend = self.backends.get(dest.name)
-            host = socket.gethostname() if backend.host_bound else None
-            jobs, orphaned = await self.db.write(
-                self.store.adopt, dest.name, self.gateway_id, live, host
-            )
-            if jobs:
-                await self.db.write(self.store.add_events, recovery_notes(jobs, orphaned))
-            if jobs:
-                await self._recover(backend, jobs)
+        await adopt(self)
 
-    async def _recover(self, backend: Backend, jobs: list[JobRecord]) -> None:
-        for job in jobs:
-            if job.state == S.STAGING_OUT:
-                state = S.COMPLETED if job.exit_code == 0 else S.FAILED
-                outcome = ended(job.exit_code, job.stop_reason, state=state, reason=job.reason)
-                self._spawn(self._stage_out(job, outcome))
-            elif job.state == S.STAGING_IN:
-                await self._recover_handover(backend, job)
-            else:
-                await backend.attach(job)
-        await self.flush()
-
-    async def _recover_handover(self, backend: Backend, job: JobRecord) -> None:
+    async def recover_handover(self, backend: Backend, job: JobRecord) -> None:
         """A job caught between admission and its native id: find it, or submit it."""
         try:
             job = await backend.placed(job)
@@ -392,6 +389,9 @@ class Supervisor:
             await self._submit(backend, job)
         else:
             await backend.attach(self._record_submitted(job, found))
+
+    def stage_out_later(self, job: JobRecord, outcome: Outcome) -> None:
+        self._spawn(self._stage_out(job, outcome))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
 from typing import Any
 
 from jobgate.backends.environment import EVENTS_FILE
@@ -24,14 +25,15 @@ _TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 Note = tuple[str, str, str, dict[str, Any]]  # (job id, type, message, data), as events
 
 
-@dataclass
+@dataclass(slots=True)
 class Heard:
-    """Where reading a job's two files got to, and how much it said."""
+    """Where reading a job's two files got to, and how much it said (one per running
+    job: slots, and no dict until a line is left unfinished)."""
 
     stdout: int = 0
     events: int = 0
     count: int = 0
-    partial: dict[str, bytes] = field(default_factory=dict)  # a line not ended yet
+    partial: dict[str, bytes] | None = None  # a line not ended yet, per file
 
 
 def parse_stdout_line(line: str) -> tuple[str, str, dict[str, Any]] | None:
@@ -77,7 +79,8 @@ class Listener:
     """Offsets per job; `hear` turns new bytes of a job's files into notes."""
 
     def __init__(self) -> None:
-        self._jobs: dict[str, Heard] = {}
+        # None: known, nothing heard yet (most jobs): no Heard until a job writes
+        self._jobs: dict[str, Heard | None] = {}
 
     def known(self, job_id: str) -> bool:
         return job_id in self._jobs
@@ -85,14 +88,18 @@ class Listener:
     def resume(self, job_id: str, data: dict[str, Any] | None) -> None:
         """Start from where the last note said (after a restart: nothing said twice)."""
         data = data or {}
-        self._jobs[job_id] = Heard(int(data.get("stdout_at", 0)), int(data.get("events_at", 0)))
+        at = Heard(int(data.get("stdout_at", 0)), int(data.get("events_at", 0)))
+        # the id string the poller's keys share
+        self._jobs[sys.intern(job_id)] = at if at.stdout or at.events else None
 
     def offsets(self, job_id: str) -> tuple[int, int]:
-        heard = self._jobs.setdefault(job_id, Heard())
-        return heard.stdout, heard.events
+        heard = self._jobs.get(job_id)
+        return (0, 0) if heard is None else (heard.stdout, heard.events)
 
     def hear(self, job_id: str, stdout: bytes, events: bytes) -> list[Note]:
-        heard = self._jobs.setdefault(job_id, Heard())
+        heard = self._jobs.get(job_id)
+        if heard is None:
+            heard = self._jobs[sys.intern(job_id)] = Heard()
         said = [*self._lines(heard, "stdout", stdout, parse_stdout_line)]
         said += self._lines(heard, "events", events, parse_events_line)
         notes: list[Note] = []
@@ -111,9 +118,10 @@ class Listener:
 
     def _lines(self, heard: Heard, which: str, chunk: bytes, parse: Any) -> list[Any]:
         setattr(heard, which, getattr(heard, which) + len(chunk))
-        text = heard.partial.pop(which, b"") + chunk
+        text = (heard.partial.pop(which, b"") if heard.partial else b"") + chunk
         *lines, rest = text.split(b"\n")
         if rest:
+            heard.partial = heard.partial or {}
             heard.partial[which] = rest[:MAX_READ]
         found = []
         for raw in lines:

@@ -229,6 +229,27 @@ def get_many(conn: Connection, job_ids: Sequence[str]) -> list[Row[Any]]:
     return list(run(conn, f"SELECT * FROM jobs WHERE {where}", params))  # noqa: S608
 
 
+def note_adopted(
+    conn: Connection, job_ids: Sequence[str], crashed: str, clean: str, now: float
+) -> None:
+    """A `recovery` event on each job being adopted, saying whether its supervisor died
+    (`crashed`) or let go of it (`clean`): one statement for any number of jobs, before
+    their gateway_id changes."""
+    where, params = _in_ids(conn, "id", job_ids)
+    statement = (
+        "INSERT INTO job_events (job_id, time, type, message, data) "  # noqa: S608 - ours
+        "SELECT id, :now, 'recovery', CASE WHEN gateway_id IS NULL THEN :clean "
+        f"ELSE :crashed END, '{{}}' FROM jobs WHERE {where}"
+    )
+    run(conn, statement, {**params, "now": now, "clean": clean, "crashed": crashed})
+
+
+def set_gateway(conn: Connection, job_ids: Sequence[str], gateway_id: str | None) -> None:
+    """Who watches these jobs (any number of ids: one bound parameter)."""
+    where, params = _in_ids(conn, "id", job_ids)
+    run(conn, f"UPDATE jobs SET gateway_id = :g WHERE {where}", {**params, "g": gateway_id})  # noqa: S608
+
+
 _ACTIVE = _states(list(ACTIVE_STATES))
 
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, select
 
-from jobgate.spec import JobEvent, JobRecord
+from jobgate.spec import JobEvent
 from jobgate.states import JobState
 from jobgate.store.changes import add_events
 from jobgate.store.connections import Database
-from jobgate.store.rows import event_of, record_of
+from jobgate.store.rows import event_of
 from jobgate.store.tables import job_events, job_results, jobs
 
 
@@ -89,21 +89,50 @@ def _result(row: Any) -> Result:
     )
 
 
-def running_of(db: Database, destination: str, gateway_id: str) -> list[JobRecord]:
-    """The RUNNING jobs of a destination that this supervisor watches (what it listens to)."""
-    query = select(jobs).where(
-        jobs.c.destination == destination,
-        jobs.c.state == JobState.RUNNING.value,
-        jobs.c.gateway_id == gateway_id,
+class Listened(NamedTuple):
+    """A running job as listening to it needs it: where its stdout and run directory are
+    (the spec's two paths, from its JSON: no record built for each job of each pass)."""
+
+    id: str
+    destination: str
+    run_dir: str | None
+    directory: str | None
+    stdout: str | None
+
+
+def running_of(
+    db: Database, destination: str, gateway_id: str, after: str = "", limit: int = 500
+) -> list[Listened]:
+    """The RUNNING jobs of a destination that this supervisor watches (what it listens
+    to), a chunk in id order after `after`: a pass over 100,000 holds 500 at a time."""
+    columns = (jobs.c.id, jobs.c.destination, jobs.c.run_dir, jobs.c.spec)
+    query = (
+        select(*columns)
+        .where(
+            jobs.c.destination == destination,
+            jobs.c.state == JobState.RUNNING.value,
+            jobs.c.gateway_id == gateway_id,
+            jobs.c.id > after,
+        )
+        .order_by(jobs.c.id)
+        .limit(limit)
     )
     with db.reading() as conn:
-        return [record_of(r) for r in conn.execute(query).all()]
+        rows = conn.execute(query).all()
+    found = []
+    for job_id, dest, run_dir, spec_json in rows:
+        spec = json.loads(spec_json)
+        found.append(Listened(job_id, dest, run_dir, spec.get("directory"), spec.get("stdout")))
+    return found
 
 
-def last_said(db: Database, job_id: str, kinds: tuple[str, ...] = ()) -> list[JobEvent]:
-    """The job's own events (`job.*`), oldest first; `kinds`: only these types."""
-    query = select(job_events).where(job_events.c.job_id == job_id, job_events.c.type.like("job.%"))
-    if kinds:
-        query = query.where(job_events.c.type.in_(kinds))
+def said_by(db: Database, job_ids: list[str]) -> dict[str, list[JobEvent]]:
+    """Each job's own events (`job.*`), oldest first: for many jobs, one query."""
+    query = select(job_events).where(
+        job_events.c.job_id.in_(job_ids), job_events.c.type.like("job.%")
+    )
+    found: dict[str, list[JobEvent]] = {}
     with db.reading() as conn:
-        return [event_of(r) for r in conn.execute(query.order_by(job_events.c.seq)).all()]
+        for row in conn.execute(query.order_by(job_events.c.job_id, job_events.c.seq)):
+            found.setdefault(row.job_id, []).append(event_of(row))
+    return found

@@ -180,12 +180,18 @@ class Store(Database):
             return list(conn.execute(query.limit(cap)).all())
 
     def adopt(
-        self, destination: str, gateway_id: str, live: Sequence[str], host: str | None = None
-    ) -> tuple[list[JobRecord], set[str]]:
+        self,
+        destination: str,
+        gateway_id: str,
+        live: Sequence[str],
+        host: str | None = None,
+        notes: tuple[str, str] = ("", ""),
+    ) -> builtins.list[str]:
         """Take over the active jobs of a destination whose supervisor is gone (or none),
         in one locked transaction, so two starting supervisors never adopt the same job.
         `host`: only jobs running there (a local process can be watched only from its host).
-        Returns the jobs and the ids of those whose supervisor died (rather than let go)."""
+        Each gets a `recovery` event: notes[0] if its supervisor died, notes[1] if it let
+        go. Returns their ids, oldest first (read them a chunk at a time)."""
         active = [s.value for s in ACTIVE_STATES]
         orphan = and_(
             jobs.c.destination == destination,
@@ -193,19 +199,19 @@ class Store(Database):
             jobs.c.gateway_id.is_(None) | jobs.c.gateway_id.not_in([*live, gateway_id]),
             (jobs.c.host.is_(None) | (jobs.c.host == host)) if host else true(),
         )
+        # PostgreSQL: rows another starting supervisor is taking are left to it
+        query = select(jobs.c.id).where(orphan).order_by(jobs.c.id)
         with self.writing() as conn:
-            found = conn.execute(select(jobs.c.id, jobs.c.gateway_id).where(orphan)).all()
-            if not found:
-                return [], set()
-            ids = [r[0] for r in found]
-            conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(gateway_id=gateway_id))
-            rows = conn.execute(select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id)).all()
-        return [record_of(r) for r in rows], {r[0] for r in found if r[1] is not None}
+            ids = list(conn.execute(query.with_for_update(skip_locked=True)).scalars())
+            if ids:
+                changes_.note_adopted(conn, ids, *notes, time.time())
+                changes_.set_gateway(conn, ids, gateway_id)
+        return ids
 
     def release_jobs(self, job_ids: Sequence[str]) -> None:
         """Let go of some jobs: a later adoption pass (of any supervisor) takes them up."""
         with self.writing() as conn:
-            conn.execute(update(jobs).where(jobs.c.id.in_(list(job_ids))).values(gateway_id=None))
+            changes_.set_gateway(conn, job_ids, None)
 
     def release(self, gateway_id: str) -> None:
         """A supervisor stopping cleanly lets go of its jobs (they keep running)."""

@@ -59,7 +59,8 @@ jobs = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
 )
-Index("ix_jobs_destination_state", jobs.c.destination, jobs.c.state)
+# A destination's jobs of a state, in id order (migration 0009): listened to in chunks.
+Index("ix_jobs_destination_state_id", jobs.c.destination, jobs.c.state, jobs.c.id)
 Index("ix_jobs_state", jobs.c.state)
 # One user's jobs newest first, and of one state (migration 0006): lists never sort.
 Index("ix_jobs_owner_id", jobs.c.owner, jobs.c.id)

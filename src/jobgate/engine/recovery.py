@@ -1,0 +1,53 @@
+"""Taking over unfinished jobs: at start, and whenever another supervisor died. Jobs are
+adopted in one locked transaction (ids only), then read and re-attached a chunk at a
+time, so a restart with 100,000 active jobs holds a few hundred records at once, never
+all of them (backends keep what watching needs, not the records)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from jobgate.backends.outcome import ended
+from jobgate.engine.liveness import RECOVERY_NOTES, live_gateways
+from jobgate.states import JobState
+
+if TYPE_CHECKING:
+    from jobgate.backends.base import Backend
+    from jobgate.engine.supervisor import Supervisor
+    from jobgate.spec import JobRecord
+
+CHUNK = 500  # jobs read, noted and re-attached together
+
+
+async def adopt(sup: Supervisor) -> None:
+    """Every destination's jobs whose supervisor is gone (or let go of them). The next
+    chunk is read while one is re-attached."""
+    live = await sup.db.read(live_gateways, sup.store)
+    for dest in sup.config.destinations.values():
+        backend = sup.backends.get(dest.name)
+        host = socket.gethostname() if backend.host_bound else None
+        adopt = sup.store.adopt
+        ids = await sup.db.write(adopt, dest.name, sup.gateway_id, live, host, RECOVERY_NOTES)
+        chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+        ahead: Awaitable[list[JobRecord | None]] | None = None
+        for i, chunk in enumerate(chunks):
+            found = await (ahead or sup.db.read(sup.store.get_many, chunk))
+            if i + 1 < len(chunks):
+                ahead = asyncio.ensure_future(sup.db.read(sup.store.get_many, chunks[i + 1]))
+            await _recover(sup, backend, [job for job in found if job is not None])
+
+
+async def _recover(sup: Supervisor, backend: Backend, jobs: list[JobRecord]) -> None:
+    for job in jobs:
+        if job.state == JobState.STAGING_OUT:
+            state = JobState.COMPLETED if job.exit_code == 0 else JobState.FAILED
+            outcome = ended(job.exit_code, job.stop_reason, state=state, reason=job.reason)
+            sup.stage_out_later(job, outcome)
+        elif job.state == JobState.STAGING_IN:
+            await sup.recover_handover(backend, job)
+        else:
+            await backend.attach(job)
+    await sup.flush()
