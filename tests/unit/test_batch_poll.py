@@ -18,6 +18,7 @@ import pytest
 from jobgate.backends.base import Outcome, Submitted
 from jobgate.backends.batch import BatchBackend
 from jobgate.backends.batch_status import SIDECAR_GRACE_S
+from jobgate.backends.environment import BASE as BASE_VARS
 from jobgate.backends.slurm import SlurmScheduler
 from jobgate.config import Destination
 from jobgate.errors import SubmitError, TransientError
@@ -29,6 +30,7 @@ from jobgate.views import FileReader
 S = JobState
 T = TypeVar("T")
 BASE = 2.0  # the destination's poll interval
+SHELL = ["/bin/bash", "-s"]
 
 
 class World(Transport):
@@ -42,6 +44,7 @@ class World(Transport):
         self.names: dict[str, str] = {}
         self.calls: list[list[str]] = []
         self.shells: list[str] = []  # scripts of the submit shells
+        self.clean: list[list[str]] = []  # the `env -i` words each submit was started with
         self.down: set[str] = set()  # commands that fail as if the controller were down
         self.next_id = 100
         self.gate: asyncio.Event | None = None  # holds sbatch while set up
@@ -55,16 +58,17 @@ class World(Transport):
         timeout: float = 60.0,
         cwd: str | None = None,
     ) -> CommandResult:
-        if argv == ["/bin/bash", "-s"]:  # the submit shell: run its commands one by one
+        command = list(itertools.dropwhile(lambda word: "=" in word, argv[2:]))
+        if argv[:2] == ["/usr/bin/env", "-i"] and (command[:1] == ["sbatch"] or command == SHELL):
+            self.clean.append(argv[2 : len(argv) - len(command)])  # the environment given
+            argv = command
+        if argv == SHELL:  # the submit shell: run its commands one by one
             self.shells.append(input or "")
             lines = [shlex.split(line)[1:] for line in (input or "").splitlines()[1:]]
             results = [await self.run(cmd) for cmd in lines]
             merged = [(r.stdout + r.stderr).strip().replace("\n", "\x1f") for r in results]
             out = "".join(f"{r.returncode} {m}\n" for r, m in zip(results, merged, strict=True))
             return CommandResult(0, out, "")
-        command = list(itertools.dropwhile(lambda word: "=" in word, argv[2:]))
-        if argv[:2] == ["/usr/bin/env", "-i"] and command[:1] == ["sbatch"]:  # from env -i
-            argv = command
         self.calls.append(argv)
         cmd = argv[0]
         if cmd in self.down:
@@ -641,6 +645,9 @@ def test_submissions_arriving_together_share_a_shell_and_keep_their_own_answers(
         assert backend.tracked() == 39
         lone = await backend.submit(job(99, state=S.STAGING_IN))  # alone: no shell around it
         assert lone.native_id and len(world.shells) == 8
+        # Each shell (and the lone sbatch) started from `env -i` with the base alone.
+        assert len(world.clean) == 9
+        assert all({w.split("=")[0] for w in words} == set(BASE_VARS) for words in world.clean)
 
     run(scenario())
 

@@ -33,7 +33,7 @@ from jobgate.backends.batch_status import (
     Unit,
     unit_status,
 )
-from jobgate.backends.environment import clean_command
+from jobgate.backends.environment import clean_command, clean_prefix
 from jobgate.backends.outcome import Outcome
 from jobgate.backends.poller import MAX_INTERVAL_S, Poller
 from jobgate.backends.scripts import render
@@ -105,12 +105,11 @@ class BatchBackend(Backend):
         )
         await stage_in(self.transport, plan(job, files, wrapper, extra))
         # From `env -i` with the job's base: the submit command passes nothing of ours.
-        submit = self._command(self.scheduler.submit_command(files.marker(WRAPPER), files))
-        argv = clean_command(submit, env, self.destination)
+        argv = self._command(self.scheduler.submit_command(files.marker(WRAPPER), files))
         try:
-            result = await self._shells.run(argv)
+            result = await self._shells.run(argv, clean_prefix(env, self.destination))
             if result.returncode == 127:  # the shell says: no such command, here
-                raise CommandNotFound(f"{submit[0]}: command not found on {self._where}")
+                raise CommandNotFound(f"{argv[0]}: command not found on {self._where}")
             native_id = self.scheduler.parse_submit_output(result)
         except TransientError:
             found = await self.find(job)  # the job may have gone in before the error

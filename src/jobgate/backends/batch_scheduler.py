@@ -207,38 +207,47 @@ class SubmitShells:
     """Submit commands that arrive together share a shell (one process, or one SSH channel,
     for many jobs; at most `limit` shells at once); a lone command runs as it is. The
     gateway's cost per job stays below sbatch's own, and each job still gets its own exit
-    status and message."""
+    status and message. `prefix` (`env -i` and a base environment) starts the shell, or
+    the lone command: once per shell, not once per job."""
 
     def __init__(self, run: Run, limit: int) -> None:
         self._run, self._limit = run, limit
         self._slots = asyncio.Semaphore(limit)
-        self._queued: list[tuple[list[str], asyncio.Future[CommandResult]]] = []
+        self._queued: list[tuple[tuple[str, ...], list[str], asyncio.Future[CommandResult]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def run(self, argv: list[str]) -> CommandResult:
+    async def run(self, argv: list[str], prefix: tuple[str, ...] = ()) -> CommandResult:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[CommandResult] = loop.create_future()
-        self._queued.append((argv, future))
+        self._queued.append((prefix, argv, future))
         if len(self._queued) == 1:
             loop.call_soon(self._drain)  # after every submit of this loop turn
         return await future
 
     def _drain(self) -> None:
-        queued, self._queued = self._queued, []
-        size = min(SUBMIT_BATCH, math.ceil(len(queued) / self._limit))
-        for i in range(0, len(queued), size):
-            task = asyncio.create_task(self._shell(queued[i : i + size]))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        groups: dict[tuple[str, ...], list[tuple[list[str], asyncio.Future[CommandResult]]]] = {}
+        for prefix, argv, future in self._queued:
+            groups.setdefault(prefix, []).append((argv, future))
+        self._queued = []
+        for prefix, queued in groups.items():
+            size = min(SUBMIT_BATCH, math.ceil(len(queued) / self._limit))
+            for i in range(0, len(queued), size):
+                task = asyncio.create_task(self._shell(prefix, queued[i : i + size]))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
-    async def _shell(self, batch: list[tuple[list[str], asyncio.Future[CommandResult]]]) -> None:
+    async def _shell(
+        self,
+        prefix: tuple[str, ...],
+        batch: list[tuple[list[str], asyncio.Future[CommandResult]]],
+    ) -> None:
         try:
             async with self._slots:
                 if len(batch) == 1:
-                    results = [await self._run(batch[0][0], "submit", 60.0, None)]
+                    results = [await self._run([*prefix, *batch[0][0]], "submit", 60.0, None)]
                 else:
                     script = batch_script([argv for argv, _ in batch])
-                    argv = ["/bin/bash", "-s"]
+                    argv = [*prefix, "/bin/bash", "-s"]
                     done = await self._run(argv, "submit_shell", 60.0 + len(batch), script)
                     results = parse_batch_output(done.stdout)
         except Exception as exc:  # every job of the batch learns it (TransientError: find)

@@ -98,6 +98,15 @@ def job_environment(
     return JobEnvironment(values, {k: v for k, v in defaults.items() if k not in values})
 
 
+def clean_prefix(env: JobEnvironment, dest: Destination) -> tuple[str, ...]:
+    """`env -i` and the base only, before a command that hands the job over (sbatch,
+    qsub): the same for every job of a destination, so one shell runs many of them; the
+    job's own variables are in its wrapper. Over SSH: nothing (the login's own)."""
+    if dest.transport != "local":
+        return ()
+    return ("/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.values.items() if k in BASE))
+
+
 def clean_command(argv: list[str], env: JobEnvironment, dest: Destination) -> list[str]:
     """A command the gateway runs for a job (a launch, `cancel.sh`) on its own host starts
     from `env -i`, not from the gateway's environment; over SSH the host's login is the

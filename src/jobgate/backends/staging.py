@@ -62,7 +62,11 @@ def plan(
 
 async def stage_in(transport: Transport, staged: StageIn) -> None:
     """Run a plan over a transport; SubmitError (fatal) for a file that cannot be staged.
-    Writes make their parent directories (one round trip each over SSH, not two)."""
+    Writes make their parent directories (one round trip each over SSH, not two). On this
+    host: the whole plan in one worker thread, with plain writes (`stage_in_here`)."""
+    if isinstance(transport, local.LocalTransport):
+        await asyncio.to_thread(stage_in_here, staged)
+        return
     try:
         await asyncio.gather(*(_step(transport, s) for s in staged.files))
     except OSError as exc:  # transports raise JobgateError for their own trouble

@@ -6,12 +6,14 @@ all of them (backends keep what watching needs, not the records)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from jobgate.backends.outcome import ended
 from jobgate.engine.liveness import RECOVERY_NOTES, live_gateways
+from jobgate.errors import TransientError
 from jobgate.states import JobState
 
 if TYPE_CHECKING:
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from jobgate.engine.supervisor import Supervisor
     from jobgate.spec import JobRecord
 
+log = logging.getLogger(__name__)
 CHUNK = 500  # jobs read, noted and re-attached together
 
 
@@ -47,7 +50,22 @@ async def _recover(sup: Supervisor, backend: Backend, jobs: list[JobRecord]) -> 
             outcome = ended(job.exit_code, job.stop_reason, state=state, reason=job.reason)
             sup.stage_out_later(job, outcome)
         elif job.state == JobState.STAGING_IN:
-            await sup.recover_handover(backend, job)
+            await _recover_handover(sup, backend, job)
         else:
             await backend.attach(job)
     await sup.flush()
+
+
+async def _recover_handover(sup: Supervisor, backend: Backend, job: JobRecord) -> None:
+    """A job caught between admission and its native id: find it, or submit it."""
+    try:
+        job = await backend.placed(job)
+        found = await backend.find(job)
+    except TransientError as exc:  # cannot tell yet: leave it for the next pass
+        log.warning("cannot look for %s yet: %s", job.id, exc)
+        await sup.db.write(sup.store.release_jobs, [job.id])
+        return
+    if found is None:  # never handed over: safe to submit now
+        await sup.hand_over(backend, job)
+    else:
+        await backend.attach(sup.record_submitted(job, found))

@@ -23,24 +23,25 @@ from jobgate.config import Config, Destination
 from jobgate.engine.attempts import retry
 from jobgate.engine.backends import Backends
 from jobgate.engine.dependencies import settle
+from jobgate.engine.finishing import RETRY_MAX_S, stage_out
 from jobgate.engine.hearing import Hearing
 from jobgate.engine.janitor import SWEEP_S, sweep
 from jobgate.engine.recovery import adopt
 from jobgate.errors import FatalError, JobgateError, TransientError
 from jobgate.ids import new_id
 from jobgate.spec import JobRecord
-from jobgate.states import FINAL_STATES, JobState, ReasonCode
+from jobgate.states import FINAL_STATES, JobState
 from jobgate.store import AsyncStore, Transition
 from jobgate.store.batching import Batcher
 
 log = logging.getLogger(__name__)
 S = JobState
 CLAIM_BATCH = 100  # jobs claimed per transaction
+HANDOVER_MAX = 2 * CLAIM_BATCH  # a destination's jobs being handed over at once
 TICK_S = 0.25  # how often other processes' submissions and cancels are looked for
 HEARTBEAT_S = 5.0
 ADMIT_DELAY_S = 0.001
 BURST_S = 0.05  # a claim this recent: more submissions are likely on their way
-RETRY_MAX_S = 60.0
 _STAGING_IN = frozenset({S.STAGING_IN})
 
 
@@ -79,6 +80,8 @@ class Supervisor:
         self._paused: dict[str, tuple[float, float]] = {}  # destination -> (until, delay)
         self._full: dict[str, float] = {}  # destination -> loop time it was found full
         self._claimed_at = -BURST_S  # loop time of the last claim that took jobs
+        self._handing: Counter[str] = Counter()  # destination -> jobs being handed over
+        self._some_ended = True  # a job ended since dependencies were last settled
         self._closing = False
         self._records: Batcher[str, JobRecord | None] = Batcher(
             lambda ids: db.read(db.sync.get_many, ids), "jobgate-ended"
@@ -90,7 +93,7 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         await self.db.write(self.store.heartbeat, self.gateway_id, socket.gethostname())
-        await self._adopt()  # then poll: a round asks about every job taken over, once
+        await adopt(self)  # then poll: a round asks about every job taken over, once
         for dest in self.config.destinations.values():
             await self.backends.get(dest.name).start()
             self._spawn(self.hearing.run(dest))
@@ -122,13 +125,16 @@ class Supervisor:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         beat = scan = loop.time()
-        swept = -SWEEP_S
+        swept, settled = -SWEEP_S, -TICK_S
         while not self._closing:
             self._wake.clear()
             try:
                 more = False
-                if moves := await settle(self.db):  # jobs waiting on others: one query a pass
-                    self._applied(moves, await self.db.write(self.store.apply, moves))
+                # Jobs waiting on others: one query a tick, and at once after an end here.
+                if self._some_ended or loop.time() - settled > TICK_S:
+                    self._some_ended, settled = False, loop.time()
+                    if moves := await settle(self.db):
+                        self._applied(moves, await self.db.write(self.store.apply, moves))
                 for dest in self.config.destinations.values():
                     more |= await self._admit(dest)
                 # Other processes' cancels are looked for once a tick, ours at once.
@@ -138,7 +144,7 @@ class Supervisor:
                         await self._scan_stops(dest)
                 if loop.time() - beat > HEARTBEAT_S:
                     await self.db.write(self.store.heartbeat, self.gateway_id, socket.gethostname())
-                    await self._adopt()  # another supervisor may have died
+                    await adopt(self)  # another supervisor may have died
                     beat = loop.time()
                 if loop.time() - swept > SWEEP_S:
                     swept = loop.time()
@@ -171,6 +177,11 @@ class Supervisor:
             self._full[dest.name] = now
             return False
         self._full.pop(dest.name, None)
+        # Hand-overs overlap: the next batch is claimed, rendered and staged while the
+        # last one's sbatch calls run; whole batches, so that submit shells stay full.
+        handing = self._handing[dest.name]
+        if handing and HANDOVER_MAX - handing < CLAIM_BATCH:
+            return False
         backend = self.backends.get(dest.name)
         claimed = await self.db.write(
             self.store.claim,
@@ -182,8 +193,9 @@ class Supervisor:
         )
         if claimed:
             self._claimed_at = now
-            await asyncio.gather(*(self._submit(backend, job) for job in claimed))
-            await self.flush()
+            self._handing[dest.name] += len(claimed)
+            for job in claimed:
+                self._spawn(self._counted(backend, job))
         return len(claimed) == CLAIM_BATCH
 
     def _pause(self, destination: str) -> float:
@@ -193,7 +205,8 @@ class Supervisor:
         self._paused[destination] = (asyncio.get_running_loop().time() + delay, delay)
         return delay
 
-    async def _submit(self, backend: Backend, job: JobRecord) -> None:
+    async def hand_over(self, backend: Backend, job: JobRecord) -> None:
+        """Submit an admitted job; a failure is recorded, never raised."""
         try:
             job = await backend.placed(job)
             sub = await backend.submit(job)
@@ -214,7 +227,15 @@ class Supervisor:
             return
         self._paused.pop(job.destination, None)
         self.hearing.listener.resume(job.id, None)  # new: it has said nothing (no query)
-        self._record_submitted(job, sub)
+        self.record_submitted(job, sub)
+
+    async def _counted(self, backend: Backend, job: JobRecord) -> None:
+        try:
+            await self.hand_over(backend, job)
+        finally:
+            self._handing[job.destination] -= 1
+            if HANDOVER_MAX - self._handing[job.destination] == CLAIM_BATCH:
+                self.wake()  # room for the next whole batch
 
     def note(
         self, job_id: str, type_: str, message: str, data: dict[str, Any] | None = None
@@ -224,7 +245,7 @@ class Supervisor:
         self._notes.append((job_id, type_, message, data or {}))
         self._flush_later()
 
-    def _record_submitted(self, job: JobRecord, sub: Submitted) -> JobRecord:
+    def record_submitted(self, job: JobRecord, sub: Submitted) -> JobRecord:
         fields = {
             "native_id": sub.native_id,
             "host": sub.host,
@@ -259,48 +280,15 @@ class Supervisor:
         wanted = job.spec.output_files or job.spec.job_type or values or self.finishes(job)
         if wanted and outcome.state != S.LOST:
             self._queue(Transition(job.id, S.STAGING_OUT, data=outcome.data, fields=fields))
-            await self._stage_out(job, outcome, values)
+            await stage_out(self, job, outcome, values)
             return
-        self._end(
-            Transition(job.id, outcome.state, outcome.reason or "", outcome.data, fields), job
-        )
+        self.end(Transition(job.id, outcome.state, outcome.reason or "", outcome.data, fields), job)
 
     def _add_notes(self, notes: list[tuple[str, str, str, dict[str, Any]]]) -> None:
         self._notes.extend(notes)
         self._flush_later()
 
-    async def _stage_out(
-        self, job: JobRecord, outcome: Outcome, values: dict[str, Any] | None = None
-    ) -> None:
-        """Collect the outputs, through transient errors (backing off: the outputs of a job
-        that is done must not be lost to a hiccup), then the end state."""
-        backend, delay, code = self.backends.get(job.destination), 1.0, None
-        while True:
-            try:
-                missing = await backend.stage_out(job)
-                break
-            except TransientError as exc:
-                if delay == 1.0:
-                    self.note(job.id, "stage_out_retry", f"stage-out: {exc}; retrying")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
-            except JobgateError as exc:
-                missing, outcome = [], Outcome(S.FAILED, outcome.exit_code, f"stage out: {exc}")
-                code = ReasonCode.STAGING_ERROR.value
-                break
-        if self.finishing is not None:
-            await self.finishing(job, values or {})
-        state, reason = outcome.state, outcome.reason
-        if missing:
-            listed = ", ".join(missing)
-            self.note(job.id, "warning", f"missing output files: {listed}")
-            if state == S.COMPLETED:
-                state, reason = S.FAILED, f"missing output files: {listed}"
-                code = ReasonCode.STAGING_ERROR.value
-        fields = outcome.fields(reason, code)
-        self._end(Transition(job.id, state, reason or "", fields=fields), job)
-
-    def _end(self, final: Transition, job: JobRecord) -> None:
+    def end(self, final: Transition, job: JobRecord) -> None:
         """The job's end, unless its retry policy runs it again (engine/attempts.py)."""
         again = retry(job, self.config.destinations[job.destination], final.to, final.fields)
         self._queue(again or final)
@@ -352,6 +340,7 @@ class Supervisor:
         if ended_ids:
             self._stopping.difference_update(ended_ids)
             self._full.clear()
+            self._some_ended = True  # a dependency may be settled now
             self.wake()  # capacity was freed
 
     # -- stopping -------------------------------------------------------------------------
@@ -373,25 +362,8 @@ class Supervisor:
 
     # -- recovery (engine/recovery.py) ----------------------------------------------------
 
-    async def _adopt(self) -> None:
-        await adopt(self)
-
-    async def recover_handover(self, backend: Backend, job: JobRecord) -> None:
-        """A job caught between admission and its native id: find it, or submit it."""
-        try:
-            job = await backend.placed(job)
-            found = await backend.find(job)
-        except TransientError as exc:  # cannot tell yet: leave it for the next pass
-            log.warning("cannot look for %s yet: %s", job.id, exc)
-            await self.db.write(self.store.release_jobs, [job.id])
-            return
-        if found is None:  # never handed over: safe to submit now
-            await self._submit(backend, job)
-        else:
-            await backend.attach(self._record_submitted(job, found))
-
     def stage_out_later(self, job: JobRecord, outcome: Outcome) -> None:
-        self._spawn(self._stage_out(job, outcome))
+        self._spawn(stage_out(self, job, outcome))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

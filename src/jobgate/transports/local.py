@@ -4,6 +4,7 @@ a slow or stuck file system (NFS) holds up one call, never the event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -50,6 +51,12 @@ class LocalTransport(Transport):
             proc.kill()
             await proc.wait()
             raise TransientError(f"{argv[0]} did not answer within {timeout:.0f} s") from None
+        except asyncio.CancelledError:  # the gateway is stopping: no child outlives its loop
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+            raise
         return CommandResult(
             proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
         )
