@@ -4,9 +4,11 @@ label each), then the queries doors make, timed in-process: the first page of
 `GET /api/v1/jobs` (newest 100), a filtered page (state + label), one job's events, and
 the count an admin's dashboard asks. p50 and p99 over many requests, on SQLite and
 PostgreSQL. Jobs are written straight through the store's batch insert (what a busy
-gateway's submissions amount to), in batches of 5,000.
+gateway's submissions amount to), in batches of 5,000. Then (`--part restart`,
+bench/restart_scale.py) a `jobgate serve` restarted with 100,000 running jobs: the time
+to its first status command and until each job was asked about, and its memory.
 
-    .venv/bin/python bench/store_scale.py [--jobs 1000000] [--requests 300] [--json]
+    .venv/bin/python bench/store_scale.py [--jobs 1000000] [--part pages,restart] [--json]
 
 PostgreSQL comes from the test services (JOBGATE_TEST_PG_URL in services.env).
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+import restart_scale
 from api_throughput import fresh_pg_database
 from jobgate.ids import new_id
 from jobgate.spec import JobRecord, JobSpec
@@ -96,11 +99,12 @@ def measure(url: str, n: int, requests: int) -> dict[str, Any]:
     return out
 
 
-def _pg_base() -> str | None:
+def pg_url() -> str | None:
+    """A fresh database on the test PostgreSQL (None without the test services)."""
     env = Path("/var/lib/jobgate-test/services.env")
     lines = env.read_text().splitlines() if env.exists() else []
     found = [ln.split("=", 1)[1].strip() for ln in lines if ln.startswith("JOBGATE_TEST_PG_URL=")]
-    return found[0] if found else None
+    return fresh_pg_database(found[0]) if found else None
 
 
 def main() -> None:
@@ -108,20 +112,21 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1_000_000)
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--stores", default="sqlite,postgresql")
+    ap.add_argument("--part", default="pages,restart", help="pages, restart, or both")
+    ap.add_argument("--active", type=int, default=100_000, help="jobs running at the restart")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     results: dict[str, Any] = {
         "date": dt.date.today().isoformat(),
         "machine": f"{platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}",
     }
-    with tempfile.TemporaryDirectory(prefix="jobgate-scale-") as tmp:
-        if "sqlite" in args.stores:
-            results["sqlite"] = measure(f"sqlite:///{tmp}/jobgate.db", args.jobs, args.requests)
-        if "postgresql" in args.stores:
-            base = _pg_base()
-            if base:
-                url = fresh_pg_database(base)
-                results["postgresql"] = measure(url, args.jobs, args.requests)
+    for store in args.stores.split(","):
+        with tempfile.TemporaryDirectory(prefix="jobgate-scale-") as tmp:
+            sqlite = f"sqlite:///{tmp}/jobgate.db"
+            if "pages" in args.part and (url := sqlite if store == "sqlite" else pg_url()):
+                results[f"{store} pages"] = measure(url, args.jobs, args.requests)
+            if "restart" in args.part and (url := f"{sqlite}-r" if store == "sqlite" else pg_url()):
+                results[f"{store} restart"] = restart_scale.measure(url, args.active, 2.0)
     print(json.dumps(results, indent=None if args.json else 2))
 
 
