@@ -127,32 +127,80 @@ def _time_submits(backend: BatchBackend) -> list[float]:
 
 
 def tracked(n: int, poll_s: float, polls: int, tmp: Path) -> dict[str, Any]:
-    """n held jobs watched: status commands per poll over `polls` polls (ceil(n/500))."""
+    """n held jobs watched: status commands in each of `polls` whole polls (ceil(n/500)),
+    counted in the loop around each poll, so that no poll is seen half done."""
     with _gateway(tmp, n, poll_s) as gw:
         backend = _backend(gw)
         spec = {"script": "true", "resources": {"directives": ["--hold"]}}
         jobs = gw.submit_many([spec] * n)
         native = [job.wait(600, until=lambda s: s not in HANDED) and job.native_id for job in jobs]
+        per_poll = _count_polls(backend)
         try:
-            polls0, status0 = backend.poller.polls, backend.commands["status"]
             t0 = time.perf_counter()
-            while backend.poller.polls < polls0 + polls:
+            while len(per_poll) < polls:
                 time.sleep(0.05)  # a benchmark watching counters from outside
             took = time.perf_counter() - t0
-            rounds = backend.poller.polls - polls0
-            status = backend.commands["status"] - status0
         finally:
             for i in range(0, n, CHUNK):
                 subprocess.run(["scancel", *filter(None, native[i : i + CHUNK])], check=False)
+    counts = per_poll[:polls]
     return {
         "tracked": n,
-        "polls": rounds,
-        "status_commands": status,
-        "per_poll": status / rounds,
-        "max_per_poll": backend.poller.max_rounds_per_poll,
+        "polls": polls,
+        "status_commands": sum(counts),
+        "per_poll": sum(counts) / polls,
+        "min_per_poll": min(counts),
+        "max_per_poll": max(counts),
         "bound": math.ceil(n / CHUNK),
-        "poll_s": took / rounds,
+        "poll_s": took / polls,
     }
+
+
+def _count_polls(backend: BatchBackend) -> list[int]:
+    """Status commands run by each poll from now on, counted where the poll runs."""
+    counts: list[int] = []
+    poll = backend.poller.poll
+
+    async def counted() -> None:
+        before = backend.commands["status"]
+        await poll()
+        if backend.poller.watched:
+            counts.append(backend.commands["status"] - before)
+
+    backend.poller.poll = counted  # type: ignore[method-assign]
+    return counts
+
+
+def report(sides: dict[str, list[dict[str, Any]]], n: int, poll_s: float) -> None:
+    """The throughput table: medians of the rounds, each side against the raw loop."""
+
+    def med(side: str, key: str) -> float:
+        return float(statistics.median(r[key] for r in sides[side]))
+
+    raw_rate, raw_done = n / med("raw", "submit_s"), med("raw", "done_s")
+    print(f"\n## Slurm throughput: {n} trivial jobs, poll {poll_s} s, {len(sides['raw'])} rounds\n")
+    print("| measure | raw sbatch loop + squeue | jobgate (submit) | jobgate (submit_many) |")
+    print("|---|---:|---:|---:|")
+    rates = [n / med(s, "submit_s") for s in ("jobgate", "submit_many")]
+    dones = [med(s, "done_s") for s in ("jobgate", "submit_many")]
+    windows = [n / med(s, "sbatch_window_s") for s in ("jobgate", "submit_many")]
+    print(f"| submit rate (jobs/s) | {raw_rate:.0f} | {rates[0]:.0f} | {rates[1]:.0f} |")
+    print(
+        f"| ... / raw (target >= 1.0, goal 1.5) | 1.00 | {rates[0] / raw_rate:.2f} "
+        f"| {rates[1] / raw_rate:.2f} |"
+    )
+    print(
+        f"| sbatch rate, first to last sbatch | {raw_rate:.0f} | {windows[0]:.0f} "
+        f"| {windows[1]:.0f} |"
+    )
+    print(f"| time to all done (s) | {raw_done:.1f} | {dones[0]:.1f} | {dones[1]:.1f} |")
+    print(
+        f"| ... / raw (target <= 1.05) | 1.00 | {dones[0] / raw_done:.2f} "
+        f"| {dones[1] / raw_done:.2f} |"
+    )
+    worst = max(r["max_status"] for s in ("jobgate", "submit_many") for r in sides[s])
+    print(f"| status commands in one poll (max) | 1 | {worst} | | ")
+    print(f"\njobgate commands, last round: {sides['jobgate'][-1]['commands']}")
 
 
 def main() -> None:
@@ -183,41 +231,15 @@ def main() -> None:
                 flush=True,
             )
 
-    def med(side: str, key: str) -> float:
-        return statistics.median(r[key] for r in sides[side])
-
-    raw_rate, raw_done = n / med("raw", "submit_s"), med("raw", "done_s")
-    print(f"\n## Slurm throughput: {n} trivial jobs, poll {args.poll} s, {args.repeat} rounds\n")
-    print("| measure | raw sbatch loop + squeue | jobgate (submit) | jobgate (submit_many) |")
-    print("|---|---:|---:|---:|")
-    rates = [n / med(s, "submit_s") for s in ("jobgate", "submit_many")]
-    dones = [med(s, "done_s") for s in ("jobgate", "submit_many")]
-    windows = [n / med(s, "sbatch_window_s") for s in ("jobgate", "submit_many")]
-    print(f"| submit rate (jobs/s) | {raw_rate:.0f} | {rates[0]:.0f} | {rates[1]:.0f} |")
-    print(
-        f"| ... / raw (target >= 1.0, goal 1.5) | 1.00 | {rates[0] / raw_rate:.2f} "
-        f"| {rates[1] / raw_rate:.2f} |"
-    )
-    print(
-        f"| sbatch rate, first to last sbatch | {raw_rate:.0f} | {windows[0]:.0f} "
-        f"| {windows[1]:.0f} |"
-    )
-    print(f"| time to all done (s) | {raw_done:.1f} | {dones[0]:.1f} | {dones[1]:.1f} |")
-    print(
-        f"| ... / raw (target <= 1.05) | 1.00 | {dones[0] / raw_done:.2f} "
-        f"| {dones[1] / raw_done:.2f} |"
-    )
-    worst = max(r["max_status"] for s in ("jobgate", "submit_many") for r in sides[s])
-    print(f"| status commands in one poll (max) | 1 | {worst} | | ")
-    print(f"\njobgate commands, last round: {sides['jobgate'][-1]['commands']}")
-
-    print("\n| tracked jobs | polls | status commands | per poll | max in one poll | bound |")
+    if args.repeat:
+        report(sides, n, args.poll)
+    print("\n| tracked jobs | polls | status commands | per poll | min, max in one poll | bound |")
     print("|---:|---:|---:|---:|---:|---:|")
     for count in (int(x) for x in args.tracked.split(",") if x):
         t = tracked(count, args.poll, 5, Path(tempfile.mkdtemp(dir=base.name)))
         print(
             f"| {count:,} | {t['polls']} | {t['status_commands']} | {t['per_poll']:.1f} "
-            f"| {t['max_per_poll']} | {t['bound']} |",
+            f"| {t['min_per_poll']}, {t['max_per_poll']} | {t['bound']} |",
             flush=True,
         )
     base.cleanup()
