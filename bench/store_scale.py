@@ -2,7 +2,8 @@
 """Store scale: N jobs in the store (default 1,000,000; 95 % finished, 5 % active, one
 label each), then the queries doors make, timed in-process: the first page of
 `GET /api/v1/jobs` (newest 100), a filtered page (state + label), one job's events, and
-the count an admin's dashboard asks. p50 and p99 over many requests, on SQLite and
+the count an admin's dashboard asks, and retention's sweep (nothing due; then 1,000 jobs
+deleted a transaction). p50 and p99 over many requests, on SQLite and
 PostgreSQL. Jobs are written straight through the store's batch insert (what a busy
 gateway's submissions amount to), in batches of 5,000. Then (`--part restart`,
 bench/restart_scale.py) a `jobgate serve` restarted with 100,000 running jobs: the time
@@ -36,6 +37,7 @@ from jobgate.ids import new_id
 from jobgate.spec import JobRecord, JobSpec
 from jobgate.states import JobState
 from jobgate.store import Store
+from jobgate.store.retention import delete_finished
 
 BATCH = 5000
 SPEC = JobSpec(script="true")
@@ -94,6 +96,12 @@ def measure(url: str, n: int, requests: int) -> dict[str, Any]:
         "owner_page": timed(lambda: store.list_jobs(limit=100, owner="user7"), requests),
         "events": timed(lambda: store.events(newest, 0), requests),
         "active_count": timed(lambda: store.count_jobs(state=[JobState.RUNNING]), requests),
+        # Retention's hourly sweep with nothing due (every job finished just now): one
+        # write transaction that must find none without reading the finished jobs.
+        "retention_none_due": timed(lambda: delete_finished(store, time.time() - 86400, 1000), 50),
+        # Then due: 1,000 jobs and all kept of them deleted per transaction, 10 batches
+        # (last: it empties part of the store).
+        "retention_batch_1000": timed(lambda: delete_finished(store, time.time() + 1, 1000), 10),
     }
     store.close()
     return out

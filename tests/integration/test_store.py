@@ -17,7 +17,8 @@ from jobgate.spec import JobRecord, JobSpec, Resources
 from jobgate.states import FINAL_STATES, JobState
 from jobgate.store import AsyncStore, Store, Transition, migrate
 from jobgate.store.accounts import Accounts, hash_token
-from jobgate.store.tables import metadata
+from jobgate.store.retention import delete_finished, retention_query
+from jobgate.store.tables import jobs, metadata
 
 S = JobState
 
@@ -116,6 +117,26 @@ def test_running_jobs_are_listened_to_a_chunk_at_a_time(store: Store) -> None:
         "out.txt",
     )
     assert (seen[0].directory, seen[0].stdout) == (None, None)
+
+
+def test_retention_takes_the_oldest_finished_first_along_its_index(store: Store) -> None:
+    """Oldest first, never an active job (even one with a finished time, as a bug might
+    leave), and found through ix_jobs_finished_at: without it each hourly sweep read every
+    final job (1,000,000 jobs: 0.3 s of blocked writers on SQLite; docs/benchmarks.md)."""
+    store.insert_jobs([(_job(i, S.COMPLETED if i < 3 else S.RUNNING), "") for i in range(4)])
+    with store.writing() as conn:  # finished at 300, 100, 200; the RUNNING one at 50
+        for i, at in enumerate((300.0, 100.0, 200.0, 50.0)):
+            conn.execute(sa.update(jobs).where(jobs.c.id == _job(i).id).values(finished_at=at))
+    assert [r[0] for r in delete_finished(store, 250.0, 1)] == [_job(1).id]
+    assert [r[0] for r in delete_finished(store, 250.0, 10)] == [_job(2).id]
+    assert {j.id for j in store.list_jobs(limit=10)} == {_job(0).id, _job(3).id}
+    sql = retention_query(999.0, 10).compile(store.engine, compile_kwargs={"literal_binds": True})
+    explain = "EXPLAIN QUERY PLAN " if store.engine.dialect.name == "sqlite" else "EXPLAIN "
+    with store.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SET enable_seqscan = off"))  # 2 rows: it would scan
+        plan = " ".join(str(row) for row in conn.exec_driver_sql(f"{explain}{sql}"))
+    assert "ix_jobs_finished_at" in plan, plan
 
 
 def test_an_empty_database_migrates_to_head_and_head_is_tables_py(database_url: str) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, inspect, text
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0009"
+HEAD = "0010"
 _SCRIPTS = Path(__file__).with_name("migrations")
 
 

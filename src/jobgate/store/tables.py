@@ -62,6 +62,9 @@ jobs = Table(
 # A destination's jobs of a state, in id order (migration 0009): listened to in chunks.
 Index("ix_jobs_destination_state_id", jobs.c.destination, jobs.c.state, jobs.c.id)
 Index("ix_jobs_state", jobs.c.state)
+# Finished jobs by end time, for retention (migration 0010); unfinished ones have no entry.
+_FINISHED = jobs.c.finished_at.isnot(None)
+Index("ix_jobs_finished_at", jobs.c.finished_at, sqlite_where=_FINISHED, postgresql_where=_FINISHED)
 # One user's jobs newest first, and of one state (migration 0006): lists never sort.
 Index("ix_jobs_owner_id", jobs.c.owner, jobs.c.id)
 Index("ix_jobs_owner_state_id", jobs.c.owner, jobs.c.state, jobs.c.id)
