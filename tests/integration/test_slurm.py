@@ -79,6 +79,9 @@ def test_exit_codes_output_and_environment(gw: Gateway) -> None:
     run_dir = gw.home / "runs" / ok.id
     assert (run_dir / "exitcode").read_text() == "0\n" and (run_dir / "job.started").exists()
     assert ok.record.host == (run_dir / "HOSTNAME").read_text().strip()
+    polls = gw.service.system.poll_latency()  # /metrics' jobgate_poll_seconds{destination}
+    assert set(polls) == {"slurm"} and sum(polls["slurm"].counts) >= 1  # the ends were polled
+    assert polls["slurm"].total > 0
 
 
 def test_executable_arguments_workdir_and_files(gw: Gateway, tmp_path: Path) -> None:

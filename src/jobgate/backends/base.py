@@ -20,6 +20,7 @@ from jobgate.backends.outcome import Outcome
 from jobgate.backends.staging import stage_out
 from jobgate.config import Destination
 from jobgate.errors import SchedulerUnavailable
+from jobgate.histogram import Histogram
 from jobgate.spec import JobRecord, Resources
 from jobgate.states import StopReason
 from jobgate.transports.base import Transport
@@ -135,6 +136,10 @@ class Backend(ABC):
         """Refuse (SpecError) what this destination's scheduler cannot take, before the
         job is stored (here: an array spec with no task, or too many)."""
         check_array(res)
+
+    def poll_latency(self) -> Histogram | None:
+        """How long its status rounds take (None: a backend that does not poll)."""
+        return None
 
     async def start(self) -> None:
         """Start any background work (a polling loop)."""

@@ -40,6 +40,7 @@ from jobgate.backends.scripts import render
 from jobgate.backends.staging import Write, plan, stage_in
 from jobgate.config import Destination
 from jobgate.errors import CommandNotFound, SchedulerUnavailable, TransientError
+from jobgate.histogram import Histogram
 from jobgate.spec import JobRecord, Resources
 from jobgate.states import TASK_EVENT, JobState, StopReason
 from jobgate.transports.base import CommandResult, Transport
@@ -74,6 +75,9 @@ class BatchBackend(Backend):
 
     async def start(self) -> None:
         await self.poller.start()
+
+    def poll_latency(self) -> Histogram:
+        return self.poller.latency
 
     async def close(self) -> None:
         await self.poller.close()

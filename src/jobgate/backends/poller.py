@@ -22,6 +22,7 @@ from typing import Generic, Protocol, TypeVar
 from jobgate.backends.base import StatusSink
 from jobgate.backends.outcome import Outcome
 from jobgate.errors import TransientError
+from jobgate.histogram import Histogram
 from jobgate.spec import JobRecord
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Poller(Generic[W]):
         self.clock: Callable[[], float] = time.monotonic
         self.watched: dict[str, W] = {}
         self.polls = self.max_rounds_per_poll = 0
+        self.latency = Histogram()  # whole polls that answered: /metrics' jobgate_poll_seconds
         self._round = round_
         self._final: OrderedDict[str, Outcome] = OrderedDict()
         self._failures = 0
@@ -157,6 +159,8 @@ class Poller(Generic[W]):
             return
         chunks = [items[i : i + self.chunk_size] for i in range(0, len(items), self.chunk_size)]
         self.max_rounds_per_poll = max(self.max_rounds_per_poll, len(chunks))
+        started = time.perf_counter()
         for chunk in chunks:
             await self._round(chunk)
+        self.latency.observe(time.perf_counter() - started)
         self.polls += 1

@@ -27,6 +27,7 @@ from jobgate.backends.scripts import render
 from jobgate.backends.staging import plan, stage_in
 from jobgate.config import Destination
 from jobgate.errors import FatalError, SchedulerUnavailable, SubmitError, TransientError
+from jobgate.histogram import Histogram
 from jobgate.spec import JobRecord
 from jobgate.states import JobState, StopReason
 from jobgate.transports.base import Transport
@@ -93,6 +94,9 @@ class ProcessBackend(Backend):
 
     async def start(self) -> None:
         await self.poller.start()
+
+    def poll_latency(self) -> Histogram:
+        return self.poller.latency
 
     # -- submission -------------------------------------------------------------------
 

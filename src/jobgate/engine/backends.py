@@ -7,6 +7,7 @@ from typing import Any
 from jobgate.backends.base import Backend, StatusSink
 from jobgate.backends.outcome import Outcome
 from jobgate.config import Config, Destination
+from jobgate.histogram import Histogram
 from jobgate.spec import JobRecord
 from jobgate.transports.base import Transport
 
@@ -31,6 +32,11 @@ class Backends:
         if name not in self._built:
             self._built[name] = self._build(self.config.destination(name))
         return self._built[name]
+
+    def poll_latency(self) -> dict[str, Histogram]:
+        """Status rounds by destination, of the backends built so far that poll."""
+        found = {name: b.poll_latency() for name, b in self._built.items()}
+        return {name: hist for name, hist in found.items() if hist is not None}
 
     def _build(self, dest: Destination) -> Backend:
         # Imports are lazy: a gateway with only local jobs never loads asyncssh.

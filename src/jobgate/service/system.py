@@ -10,6 +10,7 @@ from jobgate.config import Config
 from jobgate.engine.callbacks import CallbackDispatcher
 from jobgate.engine.supervisor import Supervisor
 from jobgate.errors import StoreUnavailable
+from jobgate.histogram import Histogram
 from jobgate.ids import encode
 from jobgate.spec import JobRecord
 from jobgate.states import JobState
@@ -134,6 +135,10 @@ class SystemService:
     def callback_outcomes(self) -> dict[str, int]:
         """Deliveries by outcome, in this process (empty where no dispatcher runs)."""
         return dict(self._callbacks.outcomes) if self._callbacks is not None else {}
+
+    def poll_latency(self) -> dict[str, Histogram]:
+        """How long each polled destination's status rounds take, in this process."""
+        return self._supervisor.backends.poll_latency() if self._supervisor is not None else {}
 
     def refused_transitions(self) -> dict[str, int]:
         """State changes that did not take (the job had moved on), by target state."""

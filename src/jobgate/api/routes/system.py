@@ -33,7 +33,10 @@ async def healthz(ctx: Ctx) -> Response:
 async def metrics(ctx: Ctx) -> str:
     system = ctx.service.system
     return ctx.metrics.render(
-        await system.counts(), system.callback_outcomes(), system.refused_transitions()
+        await system.counts(),
+        system.callback_outcomes(),
+        system.refused_transitions(),
+        system.poll_latency(),
     )
 
 
