@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import threading
 import time
 
@@ -11,6 +12,7 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # base64's RFC 4648 base32 digits -> Crockford's: the encoding runs in C.
 _CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 _lock = threading.Lock()
+_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 _last_ms = 0
 _last_rand = 0
 
@@ -34,3 +36,8 @@ def encode(value: int) -> str:
     # Left-aligned in 160 bits, the 130 come out as the first 26 of base32's 32 digits.
     digits = base64.b32encode((value << 30).to_bytes(20, "big"))[:26]
     return digits.translate(_CROCKFORD).decode()
+
+
+def is_id(text: str) -> bool:
+    """Whether `text` is an id as new_id makes them (safe as a file name, and in a shell)."""
+    return _ID.fullmatch(text) is not None

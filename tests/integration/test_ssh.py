@@ -25,6 +25,7 @@ from conftest import fresh_pg_database, make_config, need, pg_url, service_env
 from jobgate import Gateway, JobState
 from jobgate.backends.process import ProcessBackend, script_argv
 from jobgate.config import Destination
+from jobgate.engine.janitor import sweep_finished
 from jobgate.errors import FatalError, TransientError
 from jobgate.sdk import Job
 from jobgate.transports.ssh import SSHAuthError, SSHHostKeyError, SSHTransport, SSHUnavailable
@@ -212,6 +213,41 @@ def test_input_and_output_files_over_sftp(
     assert "RUNNING" in states and states[-2:] == ["STAGING_OUT", "COMPLETED"]
     assert missing.wait(WAIT) == JobState.FAILED
     assert "never-written.txt" in (missing.record.reason or "")
+
+
+def test_retention_removes_remote_run_directories_of_every_attempt_never_through_a_link(
+    open_remote: Callable[..., Gateway], sshd: dict[str, Any], remote_dir: str, home: Path
+) -> None:
+    gw = open_remote()
+    job = gw.submit(
+        script="echo out > res.txt; exit 3",
+        output_files=["res.txt"],
+        retry={"max": 1, "on": ["EXIT_CODE"]},
+    )
+    kept = gw.submit(script="exec sleep 300")
+    assert job.wait(WAIT) == JobState.FAILED and job.record.attempt == 2
+    run_dir = job.record.run_dir or ""
+    assert run_dir.endswith(f"/{job.id}~2")
+    first = run_dir.removesuffix("~2")
+    # A link out of a run directory, to a canary beside the runs: removed, not followed.
+    ssh_run(
+        sshd,
+        f"mkdir -p {remote_dir}/canary && echo keep > {remote_dir}/canary/keep"
+        f" && ln -s ../canary {shlex.quote(first)}/link && ls -d {shlex.quote(first)}",
+    )
+    assert (home / "runs" / job.id / "outputs/res.txt").exists()  # its copy here
+    config = gw.config
+    aged = config.model_copy(
+        update={"limits": config.limits.model_copy(update={"keep_finished_days": 1e-9})}
+    )
+    supervisor = gw._core._runtime.supervisor
+    assert supervisor is not None
+    assert gw._call(sweep_finished(aged, supervisor.db, supervisor.backends)) == 1
+    left = ssh_run(sshd, f"ls -a {remote_dir}/runs; cat {remote_dir}/canary/keep")
+    assert job.id not in left and kept.id in left and left.endswith("keep\n")
+    assert not (home / "runs" / job.id).exists()
+    assert [j.id for j in gw.list(limit=0)] == [kept.id]
+    gw.cancel(kept.id)
 
 
 def test_cancel_running_job_runs_cancel_sh_first(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import random
 
-from jobgate.ids import encode, new_id
+from jobgate.ids import encode, is_id, new_id
 
 
 def test_ids_are_unique_sortable_ulids() -> None:
@@ -18,3 +18,16 @@ def test_encoding_matches_the_ulid_definition() -> None:
     for value in values:
         expected = "".join(alphabet[(value >> shift) & 31] for shift in range(125, -1, -5))
         assert encode(value) == expected
+
+
+def test_attempt_names_name_every_attempt_of_our_ids_and_nothing_else() -> None:
+    from jobgate.engine.janitor import attempt_names
+
+    job_id = new_id()
+    assert attempt_names(job_id, f"/runs/{job_id}") == [job_id]
+    assert attempt_names(job_id, None) == [job_id]
+    assert attempt_names(job_id, f"/r/{job_id}~3") == [job_id, f"{job_id}~2", f"{job_id}~3"]
+    assert attempt_names(job_id, f"/r/{job_id}~99999") == [job_id]  # not an attempt we make
+    assert attempt_names("../../etc", "/r/x~2") == []
+    assert attempt_names(job_id.lower(), None) == []
+    assert is_id(job_id) and not is_id(job_id + "0") and not is_id(f"{job_id[:-1]}/")

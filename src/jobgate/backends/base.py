@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import posixpath
+import shlex
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -185,6 +186,18 @@ class Backend(ABC):
             return await self.transport.list_files(self.files(job).run_dir)
         except FileNotFoundError:
             return []
+
+    async def remove_run_dirs(self, names: list[str]) -> None:
+        """Retention, on a remote host: these run directories (names in the base: a job's
+        id, or `<id>~N` for an attempt), by one command a chunk. `rm -rf` of a name
+        removes a link itself, never what it points to, nor the links inside."""
+        base = await self.resolve_base()
+        for i in range(0, len(names), 500):
+            quoted = " ".join(shlex.quote(name) for name in names[i : i + 500])
+            script = f"cd -- {shlex.quote(base)} 2>/dev/null || exit 0; rm -rf -- {quoted}"
+            result = await self.transport.run(["/bin/sh", "-c", script], timeout=120.0)
+            if result.returncode:
+                raise SchedulerUnavailable(f"cannot remove run directories: {result.stderr}")
 
     async def close(self) -> None:
         """Stop background work; running jobs keep running."""

@@ -148,7 +148,7 @@ class Supervisor:
                     beat = loop.time()
                 if loop.time() - swept > SWEEP_S:
                     swept = loop.time()
-                    self._spawn(sweep(self.config, self.db))
+                    self._spawn(sweep(self.config, self.db, self.backends))
             except JobgateError as exc:  # the store is busy or down: try again next tick
                 log.warning("supervisor pass failed: %s", exc)
             if more:
