@@ -3,13 +3,11 @@ as sbatch's --dependency) and to be run again after some ends (retries)."""
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from jobgate.ids import is_id
 from jobgate.states import ReasonCode
 
-_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a jobgate id (a ULID)
 KINDS = ("afterok", "afternotok", "afterany", "after")
 # Ends that are nobody's fault, retried by `retry: {"max": N}` unless it names its own.
 TRANSIENT = [ReasonCode.NODE_FAIL, ReasonCode.PREEMPTED, ReasonCode.LOST]
@@ -33,7 +31,7 @@ class Dependencies(_Policy):
     @classmethod
     def _ids(cls, v: list[str]) -> list[str]:
         for job_id in v:
-            if not _ID.match(job_id):
+            if not is_id(job_id):
                 raise ValueError(f"{job_id!r} is not a job id")
         return v
 

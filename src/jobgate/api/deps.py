@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from fastapi.security import HTTPBearer
 
 from jobgate.api.metrics import Metrics
 from jobgate.errors import NotFoundError
+from jobgate.ids import is_id
 from jobgate.service import JobService
 from jobgate.spec import JobRecord
 from jobgate.users import User
@@ -63,13 +63,10 @@ async def _admin(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(_admin)]
 
 
-_JOB_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # a ULID, as jobgate.ids makes them
-
-
 async def _owned_job(job_id: str, user: CurrentUser, ctx: Ctx) -> JobRecord:
     """The job, if the user owns it (or is admin); others' jobs are 404, not 403, so that
     their existence does not leak."""
-    if not _JOB_ID.fullmatch(job_id):  # not an id we make (and no NUL byte for PostgreSQL)
+    if not is_id(job_id):  # not an id we make (and no NUL byte for PostgreSQL)
         raise NotFoundError(f"no job {job_id!r}")
     job = await ctx.service.get(job_id)
     if job.owner != user.name and not user.admin:

@@ -15,11 +15,12 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from markupsafe import escape
 
 from jobgate.errors import NotFoundError
+from jobgate.ids import is_id
 from jobgate.service import LOG_STREAMS, JobService
 from jobgate.spec import JobRecord
 from jobgate.ui import format as fmt
 from jobgate.ui import pages
-from jobgate.ui.jobs import JOB_ID, sse
+from jobgate.ui.jobs import sse
 from jobgate.ui.pages import CurrentViewer, PostedForm, Viewer, dashboard
 from jobgate.views import chunks
 
@@ -31,7 +32,7 @@ TICK_S = 1.0  # a live page looks again this often when nothing woke it
 
 async def owned(service: JobService, viewer: Viewer, job_id: str) -> JobRecord:
     """The job, if the viewer owns it or is admin; anyone else's is NotFound."""
-    if not JOB_ID.fullmatch(job_id):
+    if not is_id(job_id):
         raise NotFoundError(f"no job {job_id!r}")
     job = await service.get(job_id)
     if job.owner != viewer.user.name and not viewer.user.admin:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from jobgate.errors import NotFoundError, SpecError
+from jobgate.ids import is_id
 from jobgate.service import JobService
 from jobgate.spec import JobRecord
 from jobgate.states import JobState
@@ -43,7 +44,6 @@ COUNT_WINDOW = 5000
 LABEL_WINDOW = 1000
 LIVE_TICK_S = 2.0  # how often a live page looks again when no change woke it
 LIVE_GAP_S = 0.5  # and at most this often, however busy the gateway
-JOB_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 _QUERY = re.compile(r"[\w=&%+.~-]*")  # a query string as Filters.query writes it
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 _Many = Annotated[list[str] | None, Query()]
@@ -99,7 +99,7 @@ def _filters(
     owner: str = "",
     before: str = "",
 ) -> Filters:
-    if before and not JOB_ID.fullmatch(before):
+    if before and not is_id(before):
         raise SpecError("before", "not a job id")
     texts = {"state": "".join(state or []), "destination": destination, "label": label}
     check_texts({**texts, "name": name, "owner": owner})
@@ -190,7 +190,7 @@ def sse(event: str, html: str) -> str:
 @router.post("/jobs/cancel")
 async def cancel_jobs(request: Request, posted: PostedForm) -> Response:
     service, user = dashboard(request).service, posted.viewer.user
-    ids = [i for i in posted.form.getlist("ids") if isinstance(i, str) and JOB_ID.fullmatch(i)]
+    ids = [i for i in posted.form.getlist("ids") if isinstance(i, str) and is_id(i)]
     done = 0
     for job_id in ids:
         try:
