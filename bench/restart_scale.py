@@ -54,7 +54,9 @@ commands = {{ squeue = "{squeue}" }}
 
 
 def fill(url: str, n: int, home: Path) -> float:
-    """n RUNNING jobs with native ids, watched by a supervisor that is gone."""
+    """n RUNNING jobs with native ids, watched by a supervisor that is gone; each with its
+    effective resources stored, as every submission since migration 0002 has."""
+    from jobgate.config import Destination
     from jobgate.ids import new_id
     from jobgate.spec import JobRecord, JobSpec
     from jobgate.states import JobState
@@ -64,6 +66,7 @@ def fill(url: str, n: int, home: Path) -> float:
     store = Store(url)
     store.migrate()
     t0, now, spec = time.perf_counter(), datetime.now(UTC), JobSpec(script="true")
+    resources = Destination(name="slurm", scheduler="slurm").effective(spec.resources)
     for first in range(0, n, BATCH):
         records = [
             JobRecord(
@@ -74,6 +77,7 @@ def fill(url: str, n: int, home: Path) -> float:
                 state=JobState.RUNNING,
                 labels={"run": f"r{i % 1000}"},
                 spec=spec,
+                resources=resources,
                 created_at=now,
             )
             for i in range(first, min(n, first + BATCH))

@@ -172,18 +172,26 @@ def test_restart_while_jobs_run(cluster: None, open_gateway: OpenGateway, home: 
     script = f"while [ ! -e {gate} ]; do sleep 0.1; done; echo done; exit $CODE"
     first = open_gateway(slurm=slurm_destination())
     running = [first.submit(script=script, environment={"CODE": str(c)}) for c in (0, 4)]
+    tasks = first.submit(  # re-attached task by task: its array read from the store
+        script=f"while [ ! -e {gate} ]; do sleep 0.1; done; exit $SLURM_ARRAY_TASK_ID",
+        resources={"array": "0-1"},
+    )
     held = first.submit(script="true", resources={"directives": ["--hold"]})
-    for job in running:
+    for job in (*running, tasks):
         assert job.wait(WAIT, until=lambda s: s == S.RUNNING) == S.RUNNING
     held.wait(WAIT, until=lambda s: s == S.SUBMITTED)
     first.close()
     gate.touch()
     for job in running:
         wait_for_file(home / "runs" / job.id / "exitcode")
+    for i in range(2):
+        wait_for_file(home / "runs" / tasks.id / "tasks" / str(i) / "exitcode")
     second = open_gateway(slurm=slurm_destination())
-    ok, bad, pending = (second.get(j.id) for j in (*running, held))
+    ok, bad, array, pending = (second.get(j.id) for j in (*running, tasks, held))
     assert (ok.wait(WAIT), ok.exit_code) == (S.COMPLETED, 0)
     assert (bad.wait(WAIT), bad.exit_code, bad.record.reason) == (S.FAILED, 4, "exit code 4")
+    assert array.wait(WAIT) == S.FAILED
+    assert array.record.reason == "1 of 2 array tasks did not complete (1: exit code 1)"
     assert pending.state == S.SUBMITTED  # still held, still watched
     pending.cancel()
     assert pending.wait(WAIT) == S.CANCELLED

@@ -119,6 +119,28 @@ def test_running_jobs_are_listened_to_a_chunk_at_a_time(store: Store) -> None:
     assert (seen[0].directory, seen[0].stdout) == (None, None)
 
 
+def test_adopted_jobs_are_read_for_watching_without_records(store: Store) -> None:
+    """What re-attaching a batch job needs, from its columns: an array from its stored
+    resources, a stop reason, the time; a job stored without resources says so (it then
+    needs its record); unknown ids are left out, the others keep the order asked."""
+    from jobgate.store.results import watching_of
+
+    array = _job(1, S.RUNNING).model_copy(
+        update={"resources": Resources(array="0-3%2", walltime_s=60)}
+    )
+    bare = _job(2, S.SUBMITTED).model_copy(update={"resources": None})
+    store.insert_jobs([(array, ""), (bare, "")])
+    with store.writing() as conn:
+        conn.execute(sa.update(jobs).where(jobs.c.id == bare.id).values(stop_reason="cancel"))
+        conn.execute(sa.update(jobs).where(jobs.c.id == array.id).values(native_id="41"))
+    found = watching_of(store, [bare.id, "01UNKNOWN0000000000000000X", array.id])
+    assert [w.id for w in found] == [bare.id, array.id]
+    assert (found[1].state, found[1].native_id, found[1].array) == (S.RUNNING, "41", "0-3%2")
+    assert found[1].resources and found[1].run_dir == array.run_dir
+    assert found[1].created_at == pytest.approx(array.created_at.timestamp())
+    assert (found[0].resources, found[0].stop_reason, found[0].array) == (False, "cancel", None)
+
+
 def test_retention_takes_the_oldest_finished_first_along_its_index(store: Store) -> None:
     """Oldest first, never an active job (even one with a finished time, as a bug might
     leave), and found through ix_jobs_finished_at: without it each hourly sweep read every

@@ -27,6 +27,7 @@ from jobgate.backends.batch_scheduler import (
 from jobgate.backends.batch_status import (
     ONE_UNIT,
     UNREADABLE,
+    Known,
     NativeStatus,
     SidecarCode,
     Tracked,
@@ -140,27 +141,38 @@ class BatchBackend(Backend):
         return None
 
     async def attach(self, job: JobRecord) -> None:
-        known = self.poller.ended(job.id)
+        self.attach_known(self._known(job, job.native_id))
+
+    def attach_known(self, k: Known) -> None:
+        """attach, from only what watching needs of a job (a restart reads no records)."""
+        known = self.poller.ended(k.job_id)
         if known is not None:
-            self.sink.report(job, known)
-        elif not job.native_id:
-            self.sink.report(job, Outcome(JobState.LOST, reason="no native id was recorded"))
+            self.sink.report(k.job_id, known)
+        elif not k.native_id:
+            self.sink.report(k.job_id, Outcome(JobState.LOST, reason="no native id was recorded"))
         else:
-            self._track(job, job.native_id)
+            self._watch(k, k.native_id)
 
     def _track(self, job: JobRecord, native_id: str) -> None:
+        self._watch(self._known(job, native_id), native_id)
+
+    def _known(self, job: JobRecord, native_id: str | None) -> Known:
+        array, created = self.resources(job).array, job.created_at.timestamp()
+        running = job.state == JobState.RUNNING
+        return Known(job.id, native_id, job.run_dir, created, array, running, job.stop_reason)
+
+    def _watch(self, k: Known, native_id: str) -> None:
         """Watch the job: what polling needs of it, not its record (see Tracked)."""
-        array = self.resources(job).array
         t = Tracked(
-            job.id,
+            k.job_id,
             native_id,
-            run_dir=None if job.run_dir == self.run_dir_of(job.id) else job.run_dir,
-            created_at=job.created_at.timestamp(),
-            units=tuple(array_indices(array)) if array else ONE_UNIT,
-            running=job.state == JobState.RUNNING,
-            stop_reason=job.stop_reason,
+            run_dir=None if k.run_dir == self.run_dir_of(k.job_id) else k.run_dir,
+            created_at=k.created_at,
+            units=tuple(array_indices(k.array)) if k.array else ONE_UNIT,
+            running=k.running,
+            stop_reason=k.stop_reason,
         )
-        self.poller.watch(t.job_id, t)
+        self.poller.watch(k.job_id, t)
 
     def _run_dir(self, t: Tracked) -> str:
         run_dir = t.run_dir or self.run_dir_of(t.job_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import NamedTuple
 
 from jobgate.backends.outcome import Outcome, ended
 from jobgate.states import JobState, StopReason
@@ -81,6 +82,19 @@ def decide(
 
 
 ONE_UNIT: tuple[Unit, ...] = (None,)  # a whole (non-array) job
+
+
+class Known(NamedTuple):
+    """What watching a job needs of it: from its record, or (a restart re-attaching
+    100,000 jobs) from a few of its columns, no record built (engine/recovery.py)."""
+
+    job_id: str
+    native_id: str | None
+    run_dir: str | None
+    created_at: float
+    array: str | None  # its effective resources' array
+    running: bool
+    stop_reason: StopReason | None
 
 
 class Tracked:

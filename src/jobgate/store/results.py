@@ -100,6 +100,39 @@ class Listened(NamedTuple):
     stdout: str | None
 
 
+class Watching(NamedTuple):
+    """An adopted job as re-attaching it to a batch scheduler needs it (engine/recovery):
+    read without building its record (100,000 records: seconds of a restart). `array`
+    is its effective resources' array, from their JSON; None `resources` means none were
+    stored (jobs before migration 0002): such a job needs its record."""
+
+    id: str
+    state: JobState
+    native_id: str | None
+    run_dir: str | None
+    created_at: float
+    stop_reason: str | None
+    array: str | None
+    resources: bool
+
+
+def watching_of(db: Database, job_ids: list[str]) -> list[Watching]:
+    """These jobs (ids as adopt returned them), in that order; unknown ones left out."""
+    columns = (jobs.c.id, jobs.c.state, jobs.c.native_id, jobs.c.run_dir, jobs.c.created_at)
+    query = select(*columns, jobs.c.stop_reason, jobs.c.resources).where(jobs.c.id.in_(job_ids))
+    with db.reading() as conn:
+        rows = {r.id: r for r in conn.execute(query)}
+    found = []
+    for job_id in job_ids:
+        if (r := rows.get(job_id)) is not None:
+            array = json.loads(r.resources).get("array") if r.resources else None
+            state, at, stop = JobState(r.state), r.created_at, r.stop_reason
+            found.append(
+                Watching(r.id, state, r.native_id, r.run_dir, at, stop, array, bool(r.resources))
+            )
+    return found
+
+
 def running_of(
     db: Database, destination: str, gateway_id: str, after: str = "", limit: int = 500
 ) -> list[Listened]:
