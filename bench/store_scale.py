@@ -33,6 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 import restart_scale
 from api_throughput import fresh_pg_database
+from jobgate.config import Destination
 from jobgate.ids import new_id
 from jobgate.spec import JobRecord, JobSpec
 from jobgate.states import JobState
@@ -41,6 +42,7 @@ from jobgate.store.retention import delete_finished
 
 BATCH = 5000
 SPEC = JobSpec(script="true")
+RESOURCES = Destination(name="local", scheduler="local").effective(SPEC.resources)
 FINAL = [JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED]
 
 
@@ -59,6 +61,7 @@ def fill(store: Store, n: int) -> float:
                 state=state,
                 labels={"run": f"r{i % 1000}"},
                 spec=SPEC,
+                resources=RESOURCES,  # stored with every submission (migration 0002)
                 created_at=now,
             )
             items.append((record, "queued for local"))
