@@ -88,6 +88,9 @@ class Destination(BaseModel):
     poll_interval_s: float = Field(default=2.0, gt=0)
     cancel_grace_s: float = Field(default=5.0, ge=0)
     max_submits: int = Field(default=8, ge=1)  # submit commands (sbatch, qsub) at once
+    # Most jobs in one pack: jobs handed over together with the same options go in as one
+    # job array (Slurm; backends/packs.py). 1: every job alone.
+    pack_jobs: int = Field(default=100, ge=1, le=1000)
     # Where API users' jobs may name absolute paths (`{user}`: the jobgate user), e.g.
     # ["/scratch/{user}"]; elsewhere their paths stay inside the run directory.
     work_roots: list[str] = Field(default_factory=list)

@@ -1,6 +1,6 @@
 """Slurm through a real Gateway on the test cluster (scripts/slurm-up.sh): exit codes, output,
 environment, files, cancel while pending and while running, a time limit, an array with a
-failing task, a refused submission, and restarts of the gateway while jobs run."""
+failing task, a refused submission, restarts of the gateway while jobs run, and packs."""
 
 from __future__ import annotations
 
@@ -336,3 +336,70 @@ def test_a_host_without_sbatch_fails_its_jobs_at_once_naming_the_command(
         for job in [alone, *burst]:
             assert "sbatch: command not found on" in (job.record.reason or "")
             assert states(job) == ["QUEUED", "STAGING_IN", "FAILED"]  # never retried
+
+
+# -- packs: jobs submitted together with the same options go in as one job array
+# (backends/packs.py), and each is still a job of its own
+
+SHOW = 'echo "$SLURM_JOB_NAME ${{SLURM_ARRAY_TASK_ID:-alone}}"; exit {}'
+
+
+def node_cpus() -> int:
+    """Every CPU of the test node: two such jobs cannot run at once."""
+    argv = ["scontrol", "show", "node", "-o"]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True)
+    words = dict(w.split("=", 1) for w in out.stdout.split() if "=" in w)
+    return int(words["CPUTot"])
+
+
+def test_jobs_submitted_together_go_in_as_one_array_each_its_own_job(gw: Gateway) -> None:
+    jobs = gw.submit_many([{"script": SHOW.format(i)} for i in range(4)])
+    for i, job in enumerate(jobs):
+        assert job.wait(WAIT) == (S.COMPLETED if i == 0 else S.FAILED)
+        # its own name, no sign of the array it went in with; its own output and code
+        assert (job.exit_code, job.stdout()) == (i, f"jobgate-{job.id} alone\n")
+        run_dir = gw.home / "runs" / job.id
+        assert (run_dir / "exitcode").read_text() == f"{i}\n"
+        assert (run_dir / "pack").read_text() == f"jobgate-pack-{jobs[0].id} {i}\n"
+    arrays = {job.native_id.partition("_")[0] for job in jobs if job.native_id}
+    assert len(arrays) == 1 and arrays.pop().isdigit()
+    assert [job.native_id and job.native_id.partition("_")[2] for job in jobs] == list("0123")
+
+
+def test_a_packed_job_cancelled_while_pending_never_starts(gw: Gateway) -> None:
+    whole_node = {
+        "script": "touch ran; exec sleep 300",
+        "resources": {"cpus_per_task": node_cpus()},
+    }
+    first, second = gw.submit_many([whole_node, whole_node])
+    assert first.wait(WAIT, until=lambda s: s == S.RUNNING) == S.RUNNING
+    assert second.state == S.SUBMITTED  # the node is taken: its task waits
+    assert second.native_id == f"{first.native_id and first.native_id[:-2]}_1"
+    second.cancel()
+    assert second.wait(WAIT) == S.CANCELLED
+    assert (second.exit_code, second.record.reason) == (None, "cancelled on request")
+    assert not (gw.home / "runs" / second.id / "job.started").exists()
+    assert first.state == S.RUNNING  # the task next to it runs on
+    first.cancel()
+    assert first.wait(WAIT) == S.CANCELLED
+
+
+def test_packed_jobs_that_end_while_no_gateway_watches(
+    cluster: None, open_gateway: OpenGateway, home: Path
+) -> None:
+    wait = "while [ ! -e go ]; do sleep 0.1; done; "
+    first = open_gateway(slurm=slurm_destination())
+    jobs = first.submit_many([{"script": wait + SHOW.format(i)} for i in (0, 4)])
+    for job in jobs:
+        assert job.wait(WAIT, until=lambda s: s == S.RUNNING) == S.RUNNING
+    native = [job.native_id for job in jobs]
+    assert len({n and n.partition("_")[0] for n in native}) == 1  # one pack
+    first.close()
+    for job in jobs:  # they end while no gateway watches
+        (home / "runs" / job.id / "go").touch()
+        wait_for_file(home / "runs" / job.id / "exitcode")
+    second = open_gateway(slurm=slurm_destination())
+    again = [second.get(job.id) for job in jobs]
+    assert [job.wait(WAIT) for job in again] == [S.COMPLETED, S.FAILED]
+    assert [job.exit_code for job in again] == [0, 4]
+    assert [job.native_id for job in again] == native

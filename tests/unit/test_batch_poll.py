@@ -79,7 +79,8 @@ class World(Transport):
             return CommandResult(0, "/home/u\n", "")
         if cmd == "squeue" and "-n" in argv:
             found = [i for i, n in self.names.items() if n == argv[argv.index("-n") + 1]]
-            return CommandResult(0, "".join(f"{i}\n" for i in found if i in self.queue), "")
+            listed = [i for i in found if i in self.queue or f"{i}_0" in self.queue]
+            return CommandResult(0, "".join(f"{i}\n" for i in listed), "")
         if cmd == "squeue":
             return CommandResult(0, "".join(self._squeue(argv[argv.index("-j") + 1])), "")
         if cmd == "sacct" and "-j" in argv:
@@ -87,12 +88,12 @@ class World(Transport):
             rows = [
                 f"{i}|{i}|{s}|{c}|node1\n"
                 for i, (s, c) in self.history.items()
-                if i.split("_")[0] in ids
+                if i.split("_")[0] in ids or i in ids
             ]
             return CommandResult(0, "".join(rows), "")
         if cmd == "scancel":
             for key, (state, _) in list(self.queue.items()):
-                if key.split("_")[0] in argv[1:] and state in ("PENDING", "RUNNING"):
+                if {key, key.split("_")[0]} & set(argv[1:]) and state in ("PENDING", "RUNNING"):
                     self.queue[key] = ("CANCELLED", 15)
         return CommandResult(0, "", "")
 
@@ -104,16 +105,19 @@ class World(Transport):
         self.in_flight -= 1
         self.next_id += 1
         native_id = str(self.next_id)
-        m = re.search(r"--job-name=(\S+)", self.files[script].decode())
+        text = self.files[script].decode()
+        m = re.search(r"--job-name=(\S+)", text)
         self.names[native_id] = m.group(1) if m else "?"
-        self.queue[native_id] = ("PENDING", 0)
+        array = re.search(r"--array=0-(\d+)\n", text)  # a pack's: task N is job N
+        for task in [f"_{i}" for i in range(int(array.group(1)) + 1)] if array else [""]:
+            self.queue[native_id + task] = ("PENDING", 0)
         return CommandResult(0, f"{native_id}\n", "")
 
     def _squeue(self, ids: str) -> list[str]:
         rows = []
         for key, (state, raw) in self.queue.items():
             job, _, task = key.partition("_")
-            if job in ids.split(","):
+            if job in ids.split(",") or key in ids.split(","):
                 rows.append(f"{job}|{task or 'N/A'}|{job}|{state}|None|{raw}|node1|\n")
         return rows
 
@@ -499,7 +503,7 @@ def test_a_running_job_that_was_cancelled_keeps_the_exit_code_its_wrapper_wrote(
 
 def test_submissions_are_throttled_per_destination() -> None:
     async def scenario() -> None:
-        backend, world, _, _ = make(max_submits=2)
+        backend, world, _, _ = make(max_submits=2, pack_jobs=1)  # each job alone
         world.gate = asyncio.Event()
         tasks = [asyncio.create_task(backend.submit(job(i, state=S.STAGING_IN))) for i in range(6)]
         await eventually(lambda: world.in_flight == 2, "two submissions in flight")
@@ -626,7 +630,7 @@ def test_a_relative_base_is_made_absolute_before_anything_is_written() -> None:
 
 def test_submissions_arriving_together_share_a_shell_and_keep_their_own_answers() -> None:
     async def scenario() -> None:
-        backend, world, _, _ = make()  # max_submits 8
+        backend, world, _, _ = make(pack_jobs=1)  # max_submits 8; each job alone
         sbatch = world._sbatch
 
         async def refuse_one(script: str) -> CommandResult:
@@ -656,7 +660,7 @@ def test_a_submit_shell_that_dies_leaves_no_job_guessing() -> None:
     """Jobs whose turn never came are looked for by name: submitted, or an error."""
 
     async def scenario() -> None:
-        backend, world, _, _ = make(max_submits=1)
+        backend, world, _, _ = make(max_submits=1, pack_jobs=1)
         run_command = world.run
 
         async def die_after_two(argv: list[str], **kw: Any) -> CommandResult:

@@ -13,7 +13,9 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Hashable
 
+from jobgate.backends import packs
 from jobgate.backends.array_spec import array_indices
 from jobgate.backends.base import EXITCODE, SUBMIT_TRIED, WRAPPER, Backend, StatusSink, Submitted
 from jobgate.backends.batch_scheduler import (
@@ -35,10 +37,11 @@ from jobgate.backends.batch_status import (
     unit_status,
 )
 from jobgate.backends.environment import clean_command, clean_prefix
+from jobgate.backends.layout import JobFiles
 from jobgate.backends.outcome import Outcome
 from jobgate.backends.poller import MAX_INTERVAL_S, Poller
-from jobgate.backends.scripts import render
-from jobgate.backends.staging import Write, plan, stage_in
+from jobgate.backends.scripts import render, render_pack
+from jobgate.backends.staging import StageIn, Write, plan, stage_in
 from jobgate.config import Destination
 from jobgate.errors import CommandNotFound, SchedulerUnavailable, TransientError
 from jobgate.histogram import Histogram
@@ -71,6 +74,9 @@ class BatchBackend(Backend):
         )
         self._stopping: set[str] = set()
         self._shells = SubmitShells(self._run, destination.max_submits)
+        self._packer = packs.Packer(
+            self._submit_member, self._submit_pack, destination.max_submits, destination.pack_jobs
+        )
         self._accounting_off = False
         self._where = destination.host or socket.gethostname()
 
@@ -82,6 +88,7 @@ class BatchBackend(Backend):
 
     async def close(self) -> None:
         await self.poller.close()
+        await self._packer.close()
         await self._shells.close()
         await super().close()
 
@@ -108,14 +115,16 @@ class BatchBackend(Backend):
         wrapper = render(
             self.scheduler.template, job, files, env, self.destination.hooks, **context
         )
-        await stage_in(self.transport, plan(job, files, wrapper, extra))
+        staged = asyncio.ensure_future(stage_in(self.transport, plan(job, files, wrapper, extra)))
         # From `env -i` with the job's base: the submit command passes nothing of ours.
-        argv = self._command(self.scheduler.submit_command(files.marker(WRAPPER), files))
+        prefix = clean_prefix(env, self.destination)
+        key = self._pack_key(res, prefix)
         try:
-            result = await self._shells.run(argv, clean_prefix(env, self.destination))
-            if result.returncode == 127:  # the shell says: no such command, here
-                raise CommandNotFound(f"{argv[0]}: command not found on {self._where}")
-            native_id = self.scheduler.parse_submit_output(result)
+            if key is None:
+                await staged
+                native_id = await self._submit_script(files.marker(WRAPPER), files, prefix)
+            else:  # joins its pack now, while staging: the jobs handed over with it meet
+                native_id = await self._packer.submit(key, job, files, prefix, staged)
         except TransientError:
             found = await self.find(job)  # the job may have gone in before the error
             if found is None:
@@ -124,10 +133,62 @@ class BatchBackend(Backend):
         self._track(job, native_id)
         return Submitted(native_id)
 
+    def _pack_key(self, res: Resources, prefix: tuple[str, ...]) -> Hashable | None:
+        """Jobs with equal keys may share a pack (packs.py): the same resources and
+        submit environment, no array of their own, no raw directives (which might not
+        mean the same for an array's task)."""
+        if self.scheduler.pack_template is None or self.destination.pack_jobs < 2:
+            return None
+        if res.array or res.directives:
+            return None
+        return (prefix, res.model_dump_json())
+
+    async def _submit_script(self, path: str, files: JobFiles, prefix: tuple[str, ...]) -> str:
+        argv = self._command(self.scheduler.submit_command(path, files))
+        result = await self._shells.run(argv, prefix)
+        if result.returncode == 127:  # the shell says: no such command, here
+            raise CommandNotFound(f"{argv[0]}: command not found on {self._where}")
+        return self.scheduler.parse_submit_output(result)
+
+    async def _submit_member(self, m: packs.Member) -> str:
+        return await self._submit_script(m.files.marker(WRAPPER), m.files, m.prefix)
+
+    async def _submit_pack(self, members: list[packs.Member]) -> str:
+        """One array for the members (same key); its id. Each run directory gets its
+        `pack` marker before the command runs, and the pack's script is kept in the first."""
+        first, name = members[0], packs.pack_name(members)
+        context = self.scheduler.script_context(first.job, self.resources(first.job), first.files)
+        script = render_pack(
+            self.scheduler.pack_template or "",
+            [(m.files.run_dir, job_name(m.job)) for m in members],
+            **{**context, "name": name},
+        )
+        path = first.files.marker("pack.sh")
+        markers = packs.markers(name, members)
+        await stage_in(self.transport, StageIn(markers, [], Write(path, script.encode())))
+        return await self._submit_script(path, first.files, first.prefix)
+
     async def find(self, job: JobRecord) -> Submitted | None:
-        if not await self.transport.exists(self.files(job).marker(WRAPPER)):
+        files = self.files(job)
+        if not await self.transport.exists(files.marker(WRAPPER)):
             return None  # staging never finished: never handed over
-        name, since = job_name(job), time.time() - job.created_at.timestamp()
+        packed = await self._pack_of(files)
+        if packed is not None:  # its pack may have gone in; else it may have gone alone
+            array_id = await self._find_named(packed[0], job)
+            if array_id is not None:
+                return Submitted(f"{array_id}_{packed[1]}")
+        native_id = await self._find_named(job_name(job), job)
+        return None if native_id is None else Submitted(native_id)
+
+    async def _pack_of(self, files: JobFiles) -> tuple[str, int] | None:
+        try:
+            data = await self.transport.read_beneath(files.run_dir, packs.PACK, 0, 256)
+        except (OSError, ValueError):  # none (or not a file of ours): not packed
+            return None
+        return packs.parse_marker(data)
+
+    async def _find_named(self, name: str, job: JobRecord) -> str | None:
+        since = time.time() - job.created_at.timestamp()
         for argv in self.scheduler.find_commands(name, since):
             result = await self._run(argv, "find")
             if self.scheduler.accounting_disabled(result):
@@ -137,7 +198,7 @@ class BatchBackend(Backend):
                 raise SchedulerUnavailable(f"cannot look for {name}: {error}")
             native_id = self.scheduler.parse_find_output(result.stdout, name)
             if native_id:
-                return Submitted(native_id)
+                return native_id
         return None
 
     async def attach(self, job: JobRecord) -> None:
@@ -257,7 +318,7 @@ class BatchBackend(Backend):
         error = self.scheduler.status_error(result)
         if error:
             raise SchedulerUnavailable(f"{argv[0]}: {error}")
-        return self.scheduler.parse_status_output(result.stdout)
+        return packs.as_tasks(self.scheduler.parse_status_output(result.stdout), ids)
 
     async def _resolve(self, pending: list[tuple[Tracked, list[Unit]]], now: float) -> None:
         """The sidecar decides, then accounting; only after the grace period is a job LOST."""
@@ -302,7 +363,8 @@ class BatchBackend(Backend):
             return {}
         if self.scheduler.status_error(result):
             return None
-        return self.scheduler.parse_accounting_output(result.stdout)
+        found = self.scheduler.parse_accounting_output(result.stdout)
+        return packs.as_tasks(found, [t.native_id for t in jobs])
 
     def _tell_tasks(self, t: Tracked, st: NativeStatus | None = None) -> None:
         """Each array task's change, as a note the store keeps task by task."""

@@ -66,6 +66,7 @@ class BatchScheduler(ABC):
 
     name: str
     template: str
+    pack_template: str | None = None  # an array whose tasks run other jobs' wrappers
     states: StateMap
     chunk_size = 500  # most ids in one status command
     unknown_id_codes: frozenset[int] = frozenset()  # exit codes that only mean "no such id"

@@ -90,3 +90,17 @@ def render(
             **extra,
         )
     )
+
+
+def render_pack(template: str, members: list[tuple[str, str]], **extra: Any) -> str:
+    """A pack's script: an array whose task N runs the wrapper in members[N]'s run
+    directory as that job ((run directory, job name) each, quoted like every value)."""
+    return (
+        _templates()
+        .get_template(template)
+        .render(
+            run_dirs=[run_dir for run_dir, _ in members],
+            names=[job_name for _, job_name in members],
+            **extra,
+        )
+    )

@@ -63,6 +63,7 @@ STATES: StateMap = {
 class SlurmScheduler(BatchScheduler):
     name = "slurm"
     template = "slurm.sh.j2"
+    pack_template = "slurm_pack.sh.j2"
     states = STATES
     directives = SLURM_DIRECTIVES
     unknown_id_errors = ("Invalid job id specified",)  # squeue -j <one unknown id>
