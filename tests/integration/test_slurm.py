@@ -222,38 +222,43 @@ def test_a_restart_with_1200_jobs_watches_each_asking_500_per_status_command(
             subprocess.run(["scancel", *filter(None, native_ids[i : i + 500])], check=False)
 
 
+@pytest.mark.parametrize("jobs", [1, 2], ids=["alone", "packed"])
 def test_a_job_submitted_just_before_a_crash_is_found_not_sent_twice(
-    cluster: None, home: Path, tmp_path: Path
+    cluster: None, home: Path, tmp_path: Path, jobs: int
 ) -> None:
-    """The crash window: sbatch ran, but the native id never reached the store."""
+    """The crash window: sbatch ran, but the native id never reached the store. Packed
+    jobs are found by their pack's name and their index in it (their `pack` marker)."""
     url = f"sqlite:///{tmp_path / 'jobgate.db'}"
     config = make_config(home, url, slurm=slurm_destination())
     gate = home / "gate"
     with Gateway(config) as first:
-        job = first.submit(script=f"while [ ! -e {gate} ]; do sleep 0.1; done")
-        job.wait(WAIT, until=lambda s: s == S.RUNNING)
-        native_id = job.native_id
+        sent = first.submit_many([{"script": f"while [ ! -e {gate} ]; do sleep 0.1; done"}] * jobs)
+        for job in sent:
+            job.wait(WAIT, until=lambda s: s == S.RUNNING)
+        native_ids = [job.native_id for job in sent]
     engine = sa.create_engine(url)
     with engine.begin() as conn:  # as if the gateway died right after sbatch
         conn.execute(
             sa.update(jobs_table)
-            .where(jobs_table.c.id == job.id)
+            .where(jobs_table.c.id.in_([job.id for job in sent]))
             .values(state="STAGING_IN", native_id=None, started_at=None)
         )
     engine.dispose()
     with Gateway(config) as second:
-        again = second.get(job.id)
-        assert again.wait(WAIT, until=lambda s: s != S.STAGING_IN) in (S.SUBMITTED, S.RUNNING)
-        assert again.native_id == native_id
+        again = [second.get(job.id) for job in sent]
+        for job in again:
+            assert job.wait(WAIT, until=lambda s: s != S.STAGING_IN) in (S.SUBMITTED, S.RUNNING)
+        assert [job.native_id for job in again] == native_ids
         gate.touch()
-        assert again.wait(WAIT) == S.COMPLETED
+        assert [job.wait(WAIT) for job in again] == [S.COMPLETED] * jobs
+    name = f"jobgate-pack-{sent[0].id}" if jobs > 1 else f"jobgate-{sent[0].id}"
     listed = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-n", f"jobgate-{job.id}", "-o", "%i"],
+        ["squeue", "-h", "-t", "all", "-r", "-n", name, "-o", "%i"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
-    assert listed == [native_id]  # one Slurm job, not two
+    assert sorted(listed) == sorted(native_ids)  # one Slurm job each, not two
 
 
 def test_kill_9_of_serve_while_20_slurm_jobs_run(
