@@ -227,7 +227,7 @@ def test_a_job_submitted_just_before_a_crash_is_found_not_sent_twice(
     cluster: None, home: Path, tmp_path: Path, jobs: int
 ) -> None:
     """The crash window: sbatch ran, but the native id never reached the store. Packed
-    jobs are found by their pack's name and their index in it (their `pack` marker)."""
+    jobs are found by their pack's name and their index in it (their `jobgate.pack` marker)."""
     url = f"sqlite:///{tmp_path / 'jobgate.db'}"
     config = make_config(home, url, slurm=slurm_destination())
     gate = home / "gate"
@@ -365,7 +365,7 @@ def test_jobs_submitted_together_go_in_as_one_array_each_its_own_job(gw: Gateway
         assert (job.exit_code, job.stdout()) == (i, f"jobgate-{job.id} alone\n")
         run_dir = gw.home / "runs" / job.id
         assert (run_dir / "exitcode").read_text() == f"{i}\n"
-        assert (run_dir / "pack").read_text() == f"jobgate-pack-{jobs[0].id} {i}\n"
+        assert (run_dir / "jobgate.pack").read_text() == f"jobgate-pack-{jobs[0].id} {i}\n"
     arrays = {job.native_id.partition("_")[0] for job in jobs if job.native_id}
     assert len(arrays) == 1 and arrays.pop().isdigit()
     assert [job.native_id and job.native_id.partition("_")[2] for job in jobs] == list("0123")

@@ -11,6 +11,7 @@ import pytest
 from test_batch_poll import BASE, World, job, make, run
 
 from jobgate.backends.base import Submitted
+from jobgate.backends.packs import parse_marker
 from jobgate.errors import SubmitError
 from jobgate.states import JobState, StopReason
 from jobgate.transports.base import CommandResult
@@ -42,16 +43,16 @@ def test_jobs_handed_over_together_go_in_as_one_array_per_set_of_options() -> No
         assert ids[7].isdigit() and ids[8].isdigit()  # an array of its own; raw directives
         assert backend.tracked() == 9
         for i, j in enumerate(plain):  # the marker that finds it after a crash
-            marker = world.files[f"/runs/{j.id}/pack"].decode()
+            marker = world.files[f"/runs/{j.id}/jobgate.pack"].decode()
             assert marker == f"jobgate-pack-JOB00000 {i}\n"
-        script = world.files["/runs/JOB00000/pack.sh"].decode()
+        script = world.files["/runs/JOB00000/jobgate-pack.sh"].decode()
         assert "#SBATCH --array=0-4\n" in script
         assert "#SBATCH --job-name=jobgate-pack-JOB00000\n" in script
         order = [script.index(f"  /runs/{j.id}\n") for j in plain]
         assert order == sorted(order)  # task N runs job N
         assert all(f"  jobgate-{j.id}\n" in script for j in plain)
         assert "--comment" not in script and "--cpus-per-task" not in script
-        wide_script = world.files["/runs/JOB00005/pack.sh"].decode()
+        wide_script = world.files["/runs/JOB00005/jobgate-pack.sh"].decode()
         assert "#SBATCH --cpus-per-task=2\n" in wide_script and "--array=0-1\n" in wide_script
         own = world.files["/runs/JOB00005/jobgate.sh"].decode()  # each job's wrapper is whole
         assert "#SBATCH --job-name=jobgate-JOB00005\n" in own
@@ -63,7 +64,7 @@ def test_a_lone_job_goes_alone_under_its_own_name() -> None:
     async def scenario() -> None:
         backend, world, _, _ = make()
         [submitted] = await submit_all(backend, [job(1, state=S.STAGING_IN)])
-        assert submitted.native_id == "101" and "/runs/JOB00001/pack" not in world.files
+        assert submitted.native_id == "101" and "/runs/JOB00001/jobgate.pack" not in world.files
         assert sbatch_calls(world) == [["sbatch", "--parsable", "--export=ALL", world_wrapper(1)]]
 
     run(scenario())
@@ -120,7 +121,7 @@ def test_a_packed_job_is_found_after_a_crash_and_a_pack_that_never_went_in_is_no
         found = await backend.find(jobs[1])
         assert found is not None and found.native_id == "101_1"
         world.files["/runs/JOB00009/jobgate.sh"] = b"#!/bin/bash\n"  # staged, marked,
-        world.files["/runs/JOB00009/pack"] = b"jobgate-pack-JOB00008 1\n"  # never submitted
+        world.files["/runs/JOB00009/jobgate.pack"] = b"jobgate-pack-JOB00008 1\n"  # never submitted
         assert await backend.find(job(9, state=S.STAGING_IN)) is None
 
     run(scenario())
@@ -158,3 +159,20 @@ def test_a_refused_pack_fails_its_jobs_and_a_job_that_cannot_be_staged_leaves_it
         assert len(sbatch_calls(world)) == 1
 
     run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        (b"jobgate-pack-01ABC 7\n", ("jobgate-pack-01ABC", 7)),
+        (b"someone-else 3\n", None),  # the job may write there: only a pack's name counts
+        (b"jobgate-pack-01ABC,other 1\n", None),
+        (b"jobgate-pack-01ABC -1\n", None),
+        (b"\xff\xfe", None),
+        (b"", None),
+    ],
+)
+def test_a_marker_is_read_only_as_a_packs_name_and_index(
+    text: bytes, parsed: tuple[str, int] | None
+) -> None:
+    assert parse_marker(text) == parsed

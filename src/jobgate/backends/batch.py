@@ -155,7 +155,7 @@ class BatchBackend(Backend):
 
     async def _submit_pack(self, members: list[packs.Member]) -> str:
         """One array for the members (same key); its id. Each run directory gets its
-        `pack` marker before the command runs, and the pack's script is kept in the first."""
+        marker before the command runs; the pack's script is kept in the first."""
         first, name = members[0], packs.pack_name(members)
         context = self.scheduler.script_context(first.job, self.resources(first.job), first.files)
         script = render_pack(
@@ -163,7 +163,7 @@ class BatchBackend(Backend):
             [(m.files.run_dir, job_name(m.job)) for m in members],
             **{**context, "name": name},
         )
-        path = first.files.marker("pack.sh")
+        path = first.files.marker(packs.SCRIPT)
         markers = packs.markers(name, members)
         await stage_in(self.transport, StageIn(markers, [], Write(path, script.encode())))
         return await self._submit_script(path, first.files, first.prefix)

@@ -5,7 +5,7 @@ CPU each, the same for one job or a hundred: under load this is what lets the ga
 out-run a loop of `sbatch` calls. A lone job still goes in alone, under its own name.
 
 A packed job's native id is its task's, `<array id>_<index>`: status, cancel and
-accounting take it as it is. A `pack` marker in its run directory, written before the
+accounting take it as it is. A `jobgate.pack` marker in its run directory, written before the
 submit command runs, names the pack and the job's index in it, so that a job caught by
 a crash can be found again (`find`), as a lone job is by its name.
 """
@@ -13,6 +13,7 @@ a crash can be found again (`find`), as a lone job is by its name.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
@@ -21,7 +22,9 @@ from jobgate.backends.layout import JobFiles
 from jobgate.backends.staging import Copy, Write
 from jobgate.spec import JobRecord
 
-PACK = "pack"  # the marker: "<pack name> <index>"
+PACK = "jobgate.pack"  # the marker: "<pack name> <index>"
+SCRIPT = "jobgate-pack.sh"  # the pack's script, kept in its first job's run directory
+_MARKER = re.compile(r"(jobgate-pack-[0-9A-Za-z]+) (\d+)")
 
 
 @dataclass
@@ -39,8 +42,9 @@ def markers(name: str, members: list[Member]) -> list[Write | Copy]:
 
 
 def parse_marker(data: bytes) -> tuple[str, int] | None:
-    name, _, index = data.decode(errors="replace").strip().partition(" ")
-    return (name, int(index)) if name and index.isdigit() else None
+    """(pack name, index), or None for anything else: the job may have written there."""
+    m = _MARKER.fullmatch(data.decode(errors="replace").strip())
+    return (m.group(1), int(m.group(2))) if m else None
 
 
 def pack_name(members: list[Member]) -> str:
