@@ -5,6 +5,7 @@ found again as its own task; the real cluster runs them in tests/integration/tes
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -150,15 +151,42 @@ def test_a_refused_pack_fails_its_jobs_and_a_job_that_cannot_be_staged_leaves_it
         results = await submit_all(backend, [job(i, state=S.STAGING_IN) for i in range(3)])
         assert isinstance(results[1], SubmitError) and "No space left" in str(results[1])
         others = [results[0], results[2]]
-        if refusal == "refused":
+        if refusal == "refused":  # the pack, then each alone: each learns its own answer
             assert all(isinstance(r, SubmitError) and "Invalid qos" in str(r) for r in others)
-            assert backend.tracked() == 0
+            assert backend.tracked() == 0 and len(sbatch_calls(world)) == 3
+            assert backend._packer._most == 100  # the jobs were refused, not packs
         else:  # the other two still go in, as a pack of two
             assert all(isinstance(r, Submitted) for r in others)
             assert [r.native_id for r in others] == ["101_0", "101_1"]
-        assert len(sbatch_calls(world)) == 1
+            assert len(sbatch_calls(world)) == 1
 
     run(scenario())
+
+
+def test_a_site_that_refuses_arrays_gets_each_job_alone_from_then_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        backend, world, _, _ = make()
+        sbatch = world._sbatch
+
+        async def no_arrays(script: str) -> CommandResult:
+            if "--array=" in world.files[script].decode():
+                return CommandResult(1, "", "sbatch: error: Invalid job array specification")
+            return await sbatch(script)
+
+        world._sbatch = no_arrays  # type: ignore[method-assign]
+        first = await submit_all(backend, [job(i, state=S.STAGING_IN) for i in range(3)])
+        assert [r.native_id for r in first] == ["101", "102", "103"]  # each alone, in
+        assert len(sbatch_calls(world)) == 4  # the refused pack, then three alone
+        later = await submit_all(backend, [job(i, state=S.STAGING_IN) for i in range(3, 6)])
+        assert all(r.native_id.isdigit() for r in later)
+        assert len(sbatch_calls(world)) == 7  # no second pack tried
+        assert backend.tracked() == 6
+
+    with caplog.at_level(logging.WARNING, "jobgate.backends.packs"):
+        run(scenario())
+    assert "each job goes alone from now on" in caplog.text
 
 
 @pytest.mark.parametrize(

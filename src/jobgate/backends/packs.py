@@ -13,6 +13,7 @@ a crash can be found again (`find`), as a lone job is by its name.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -20,7 +21,10 @@ from dataclasses import dataclass, field
 from jobgate.backends.batch_status import NativeStatus
 from jobgate.backends.layout import JobFiles
 from jobgate.backends.staging import Copy, Write
+from jobgate.errors import SubmitError
 from jobgate.spec import JobRecord
+
+log = logging.getLogger(__name__)
 
 PACK = "jobgate.pack"  # the marker: "<pack name> <index>"
 SCRIPT = "jobgate-pack.sh"  # the pack's script, kept in its first job's run directory
@@ -111,7 +115,11 @@ class Packer:
             elif len(members) == 1:
                 ids = [await self._one(members[0])]
             else:
-                array_id = await self._pack(members)
+                try:
+                    array_id = await self._pack(members)
+                except SubmitError as exc:  # maybe the pack, not the jobs: try each alone
+                    await self._each_alone(members, exc)
+                    return
                 ids = [f"{array_id}_{i}" for i in range(len(members))]
         except Exception as exc:  # every job of the pack learns it (TransientError: find)
             for m in members:
@@ -124,6 +132,22 @@ class Packer:
         finally:
             self._busy -= 1
             self._pump()
+
+    async def _each_alone(self, members: list[Member], refusal: SubmitError) -> None:
+        """A refused pack's jobs, each alone: each gets its own answer. If one goes in,
+        this site refuses the array itself (no arrays, or a lower MaxArraySize): every
+        job goes alone from now on."""
+        done = await asyncio.gather(*(self._one(m) for m in members), return_exceptions=True)
+        for m, result in zip(members, done, strict=True):
+            if m.future.done():
+                continue
+            if isinstance(result, BaseException):
+                m.future.set_exception(result)
+            else:
+                m.future.set_result(result)
+        if self._most > 1 and any(isinstance(r, str) for r in done):
+            log.warning("packs refused (%s): each job goes alone from now on", refusal)
+            self._most = 1
 
     async def close(self) -> None:
         for member in (m for queue in self._queues.values() for m in queue):
