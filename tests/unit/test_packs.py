@@ -66,13 +66,10 @@ def test_a_lone_job_goes_alone_under_its_own_name() -> None:
         backend, world, _, _ = make()
         [submitted] = await submit_all(backend, [job(1, state=S.STAGING_IN)])
         assert submitted.native_id == "101" and "/runs/JOB00001/jobgate.pack" not in world.files
-        assert sbatch_calls(world) == [["sbatch", "--parsable", "--export=ALL", world_wrapper(1)]]
+        wrapper = "/runs/JOB00001/jobgate.sh"
+        assert sbatch_calls(world) == [["sbatch", "--parsable", "--export=ALL", wrapper]]
 
     run(scenario())
-
-
-def world_wrapper(i: int) -> str:
-    return f"/runs/JOB{i:05d}/jobgate.sh"
 
 
 def test_packs_hold_at_most_pack_jobs() -> None:

@@ -115,15 +115,16 @@ class BatchBackend(Backend):
         wrapper = render(
             self.scheduler.template, job, files, env, self.destination.hooks, **context
         )
-        staged = asyncio.ensure_future(stage_in(self.transport, plan(job, files, wrapper, extra)))
+        staging = stage_in(self.transport, plan(job, files, wrapper, extra))
         # From `env -i` with the job's base: the submit command passes nothing of ours.
         prefix = clean_prefix(env, self.destination)
         key = self._pack_key(res, prefix)
         try:
             if key is None:
-                await staged
+                await staging
                 native_id = await self._submit_script(files.marker(WRAPPER), files, prefix)
             else:  # joins its pack now, while staging: the jobs handed over with it meet
+                staged = asyncio.ensure_future(staging)
                 native_id = await self._packer.submit(key, job, files, prefix, staged)
         except TransientError:
             found = await self.find(job)  # the job may have gone in before the error

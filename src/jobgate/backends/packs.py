@@ -41,7 +41,7 @@ class Member:
 
 
 def markers(name: str, members: list[Member]) -> list[Write | Copy]:
-    """Each member's `pack` marker: the pack's name and the member's index in it."""
+    """Each member's marker (PACK): the pack's name and the member's index in it."""
     return [Write(m.files.marker(PACK), f"{name} {i}\n".encode()) for i, m in enumerate(members)]
 
 
