@@ -5,6 +5,7 @@ failing task, a refused submission, restarts of the gateway while jobs run, and 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -73,7 +74,9 @@ def test_exit_codes_output_and_environment(gw: Gateway) -> None:
     assert (ok.exit_code, ok.stdout(), ok.stderr()) == (0, "out it's $HOME `id`\n", "err\n")
     assert bad.wait(WAIT) == S.FAILED
     assert (bad.exit_code, bad.record.reason, bad.stdout()) == (3, "exit code 3", "partial\n")
-    assert ok.native_id and ok.native_id.isdigit() and ok.native_id != bad.native_id
+    # Slurm's ids: a job's own, or (handed over together: one pack) its array task's
+    native = [job.native_id or "" for job in (ok, bad)]
+    assert all(re.fullmatch(r"\d+(_\d+)?", n) for n in native) and native[0] != native[1]
     assert states(ok)[:3] == ["QUEUED", "STAGING_IN", "SUBMITTED"]
     assert states(ok)[-1] == "COMPLETED"
     run_dir = gw.home / "runs" / ok.id
